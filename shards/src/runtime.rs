@@ -1,0 +1,332 @@
+//! Starting and stopping the shards: one OS thread per shard, pinned to one CPU, each
+//! running one glommio `LocalExecutor`, joined by the mesh.
+
+use std::fmt;
+use std::future::Future;
+use std::rc::Rc;
+use std::thread;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::cpus::allowed_cpus;
+use crate::mesh::{dispatch, Envelope, Mesh, MeshCore};
+use crate::stop::{StopHandle, StopListener};
+
+/// glommio registers this much memory per executor for file DMA, which a network
+/// server never uses; keep it small so many shards fit under RLIMIT_MEMLOCK.
+const IO_MEMORY: usize = 256 << 10;
+/// glommio refuses to start below this RLIMIT_MEMLOCK (its own check, in bytes).
+const MIN_MEMLOCK: u64 = 512 << 10;
+
+/// How a runtime is shaped. `Builder::new().shards(n).run(f)`.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    shards: Option<usize>,
+    pin: bool,
+    queue_capacity: usize,
+    name: String,
+    stop_on_signals: bool,
+}
+
+/// Why the runtime could not start or did not end cleanly.
+#[derive(Debug)]
+pub enum Error {
+    /// More shards were asked for than CPUs are allowed to this process.
+    TooManyShards { asked: usize, allowed: usize },
+    /// Zero shards were asked for.
+    NoShards,
+    /// The kernel refused what glommio needs (io_uring, locked memory, a thread).
+    Start(String),
+    /// A shard panicked; the others were stopped.
+    ShardPanicked(usize),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TooManyShards { asked, allowed } => write!(
+                f,
+                "{asked} shards asked for, but this process may only run on {allowed} CPU(s) \
+                 (its affinity mask; see `taskset -p $$` or the cgroup cpuset)"
+            ),
+            Error::NoShards => f.write_str("at least one shard is needed"),
+            Error::Start(why) => f.write_str(why),
+            Error::ShardPanicked(id) => write!(f, "shard {id} panicked; all shards were stopped"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// One shard per allowed CPU, pinned, 1024-message queues, no signal handling.
+    pub fn new() -> Builder {
+        Builder { shards: None, pin: true, queue_capacity: 1024, name: "shard".into(), stop_on_signals: false }
+    }
+
+    /// Run `n` shards instead of one per allowed CPU; more than the allowed CPUs is an error.
+    pub fn shards(mut self, n: usize) -> Builder {
+        self.shards = Some(n);
+        self
+    }
+
+    /// Pin shard i to the i-th allowed CPU (default true).
+    pub fn pin(mut self, pin: bool) -> Builder {
+        self.pin = pin;
+        self
+    }
+
+    /// Capacity of each (from, to) queue, in messages.
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Thread name prefix (threads are named `{name}-{id}`).
+    pub fn name(mut self, name: &str) -> Builder {
+        self.name = name.into();
+        self
+    }
+
+    /// Fire the stop handle on the first SIGINT or SIGTERM.
+    pub fn stop_on_signals(mut self, yes: bool) -> Builder {
+        self.stop_on_signals = yes;
+        self
+    }
+
+    /// Check the limits, then return a runtime ready to `run`.
+    pub fn build<M: Send + 'static>(self) -> Result<Runtime<M>, Error> {
+        let cpus = allowed_cpus().map_err(|e| Error::Start(format!("cannot read the CPU affinity mask: {e}")))?;
+        let count = self.shards.unwrap_or(cpus.len());
+        if count == 0 {
+            return Err(Error::NoShards);
+        }
+        if count > cpus.len() {
+            return Err(Error::TooManyShards { asked: count, allowed: cpus.len() });
+        }
+        check_memlock()?;
+        let (stop, seeds) = StopHandle::new(count).map_err(|e| Error::Start(format!("cannot create the stop sockets: {e}")))?;
+        if self.stop_on_signals {
+            install_signal_thread(stop.clone())?;
+        }
+        Ok(Runtime { builder: self, cpus: cpus[..count].to_vec(), stop, seeds, _m: std::marker::PhantomData })
+    }
+}
+
+/// A built runtime: `stop_handle()` before `run` to stop it from elsewhere.
+pub struct Runtime<M> {
+    builder: Builder,
+    cpus: Vec<usize>,
+    stop: StopHandle,
+    seeds: Vec<crate::stop::StopListenerSeed>,
+    _m: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<M: Send + 'static> Runtime<M> {
+    /// How many shards `run` will start.
+    pub fn shards(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// A handle that stops every shard; usable from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Start every shard, run `f` on each, and wait for all of them. The results come
+    /// back in shard order.
+    pub fn run<F, Fut, T>(self, f: F) -> Result<Vec<T>, Error>
+    where
+        F: Fn(Shard<M>) -> Fut + Send + Clone + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let count = self.cpus.len();
+        let mesh = (count > 1).then(|| MeshBuilder::<Envelope<M>, _>::full(count, self.builder.queue_capacity));
+        let mut handles = Vec::with_capacity(count);
+        for (id, seed) in self.seeds.into_iter().enumerate() {
+            let placement = if self.builder.pin { Placement::Fixed(self.cpus[id]) } else { Placement::Unbound };
+            let f = f.clone();
+            let mesh = mesh.clone();
+            let stop = self.stop.clone();
+            let spawned = LocalExecutorBuilder::new(placement)
+                .name(&format!("{}-{id}", self.builder.name))
+                .io_memory(IO_MEMORY)
+                .spawn(move || async move {
+                    let _panic_guard = StopOnPanic(stop.clone());
+                    let senders_receivers = match mesh {
+                        Some(mesh) => Some(mesh.join().await.expect("mesh join")),
+                        None => None,
+                    };
+                    let (senders, receivers) = match senders_receivers {
+                        Some((s, r)) => (Some(s), Some(r)),
+                        None => (None, None),
+                    };
+                    let core = Rc::new(MeshCore::new(id, count, senders));
+                    if let Some(mut receivers) = receivers {
+                        for (from, rx) in receivers.streams() {
+                            let core = core.clone();
+                            glommio::spawn_local(async move {
+                                while let Some(envelope) = rx.recv().await {
+                                    dispatch(&core, from, envelope);
+                                }
+                            })
+                            .detach();
+                        }
+                    }
+                    let listener = seed.listen();
+                    let shard = Shard { mesh: Mesh { core: core.clone() }, stop: listener, handle: stop };
+                    let out = f(shard).await;
+                    core.close();
+                    out
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    self.stop.stop();
+                    return Err(Error::Start(explain_start_error(&e.to_string())));
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(count);
+        let mut panicked = None;
+        for (id, handle) in handles.into_iter().enumerate() {
+            match handle.join() {
+                Ok(out) => results.push(out),
+                Err(_) => {
+                    panicked.get_or_insert(id);
+                }
+            }
+        }
+        match panicked {
+            Some(id) => Err(Error::ShardPanicked(id)),
+            None => Ok(results),
+        }
+    }
+}
+
+/// What a shard's code sees: its id, the mesh, and the stop signal.
+pub struct Shard<M: Send + 'static> {
+    mesh: Mesh<M>,
+    stop: Rc<StopListener>,
+    handle: StopHandle,
+}
+
+impl<M: Send + 'static> Shard<M> {
+    /// This shard's index, `0..count()`.
+    pub fn id(&self) -> usize {
+        self.mesh.id()
+    }
+
+    /// How many shards run.
+    pub fn count(&self) -> usize {
+        self.mesh.count()
+    }
+
+    /// The handle for talking to other shards.
+    pub fn mesh(&self) -> &Mesh<M> {
+        &self.mesh
+    }
+
+    /// Resolves when the runtime is asked to stop.
+    pub async fn stopped(&self) {
+        self.stop.wait().await
+    }
+
+    /// A stopper handle for this runtime that resolves `stopped` on every shard.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.handle.clone()
+    }
+
+    /// Whether a stop was requested (and already seen by this shard).
+    pub fn is_stopping(&self) -> bool {
+        self.stop.fired()
+    }
+
+    /// A cheap clone of the stop signal for spawned tasks.
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal(self.stop.clone())
+    }
+}
+
+/// A clonable, shard-local view of the stop signal.
+#[derive(Clone)]
+pub struct StopSignal(Rc<StopListener>);
+
+impl StopSignal {
+    /// Resolves when the runtime is asked to stop.
+    pub async fn wait(&self) {
+        self.0.wait().await
+    }
+
+    /// Whether the stop was seen by this shard.
+    pub fn fired(&self) -> bool {
+        self.0.fired()
+    }
+}
+
+/// A shard that panics takes the whole runtime down instead of leaving it half-alive.
+struct StopOnPanic(StopHandle);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+fn check_memlock() -> Result<(), Error> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return Ok(());
+    }
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MIN_MEMLOCK {
+        // Try to raise it ourselves before giving up.
+        let wanted = libc::rlimit { rlim_cur: lim.rlim_max.min(MIN_MEMLOCK.max(lim.rlim_cur)), rlim_max: lim.rlim_max };
+        let raised = wanted.rlim_cur >= MIN_MEMLOCK && unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &wanted) } == 0;
+        if !raised {
+            return Err(Error::Start(format!(
+                "the locked-memory limit (RLIMIT_MEMLOCK) is {} KiB; io_uring needs at least {} KiB. \
+                 Raise it with `ulimit -l {}` (shell), `LimitMEMLOCK=` (systemd) or memlock in \
+                 /etc/security/limits.conf",
+                lim.rlim_cur / 1024,
+                MIN_MEMLOCK / 1024,
+                MIN_MEMLOCK / 1024
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn explain_start_error(raw: &str) -> String {
+    format!(
+        "cannot start a shard executor: {raw}. The server needs io_uring (Linux 5.8 or newer, \
+         not disabled by /proc/sys/kernel/io_uring_disabled or a seccomp profile) and at least \
+         {} KiB of locked memory per process (`ulimit -l`, systemd `LimitMEMLOCK=`)",
+        MIN_MEMLOCK / 1024
+    )
+}
+
+fn install_signal_thread(stop: StopHandle) -> Result<(), Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::Start(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                stop.stop();
+            }
+        })
+        .map_err(|e| Error::Start(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
