@@ -1,6 +1,16 @@
 //! reverb-shard: a thread-per-core Pusher Channels server, a drop-in replacement for
 //! Laravel Reverb. The binary (`src/main.rs`) is a thin CLI over this library so that
-//! tests and benchmarks can reach the same code.
+//! tests and benchmarks reach the same code.
 
+#[macro_use]
+pub mod log;
+
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod connection;
+pub mod http;
+pub mod limits;
+pub mod pusher;
+pub mod server;
 pub mod ws;

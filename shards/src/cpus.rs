@@ -11,7 +11,8 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: `cpu_set_t` is plain data; zeroed is a valid empty set, and
     // sched_getaffinity writes at most `size_of::<cpu_set_t>()` bytes into it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -19,7 +20,9 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
         .collect();
     if cpus.is_empty() {
-        return Err(io::Error::other("the affinity mask of this process is empty"));
+        return Err(io::Error::other(
+            "the affinity mask of this process is empty",
+        ));
     }
     Ok(cpus)
 }

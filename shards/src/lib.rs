@@ -6,7 +6,7 @@
 //! The model is Seastar's `sharded<T>`: a tiny API — `send_to`, `broadcast`, `ask`,
 //! `map_reduce` — over per-core services.
 //!
-//! ```no_run
+//! ```
 //! use shards::Builder;
 //!
 //! // Every shard answers "how many items do you hold?"; shard 0 sums the answers.
@@ -37,7 +37,17 @@
 //!
 //! Back-pressure policy: `send_to`, `broadcast` and `ask` wait while the target queue
 //! is full (the sender slows down to the receiver's pace); `try_send_to` never waits
-//! and returns [`SendError::Full`] so the caller can drop, count or disconnect.
+//! and returns [`SendError::Full`] so the caller can drop, count or disconnect. A
+//! [`Reply`] never waits either: one that finds its queue full is sent later, in order,
+//! by a local task.
+//!
+//! Messages that reach a shard before it calls [`Mesh::serve`] are kept (without bound)
+//! and handled, in arrival order, when it does.
+//!
+//! Shutdown: [`StopHandle::stop`] resolves [`Shard::stopped`] on every shard; each
+//! shard's future decides when to return. A shard that panics makes the runtime abort
+//! the others (their futures are dropped) and [`Runtime::run`] return
+//! [`Error::ShardPanicked`]: the process never keeps running half-dead.
 
 mod cpus;
 mod mesh;

@@ -4,15 +4,17 @@
 //!
 //! Back-pressure is explicit: `send_to`/`broadcast`/`ask` wait while the target queue
 //! is full, `try_send_to` reports `Full` and counts it, and the caller picks the policy.
+//! Replies never wait: one that finds its queue full is parked in a per-target outbox
+//! that a local task drains in order, so a handler never blocks its receiving task.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use glommio::channels::channel_mesh::Senders;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::GlommioError;
 
 /// What travels on a queue.
@@ -29,6 +31,15 @@ pub enum SendError<M> {
     Full(M),
     /// The target shard has stopped, or the id is not a shard.
     Closed(M),
+}
+
+impl<M> SendError<M> {
+    /// The message that could not be sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::Full(m) | SendError::Closed(m) => m,
+        }
+    }
 }
 
 impl<M> fmt::Debug for SendError<M> {
@@ -51,13 +62,14 @@ impl<M> fmt::Display for SendError<M> {
 
 impl<M> std::error::Error for SendError<M> {}
 
-/// An `ask` whose answer will never come (the target stopped or has no handler).
+/// An `ask` whose answer will never come: the target stopped, the id is not a shard,
+/// or the handler dropped its [`Reply`] unanswered.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct NoReply;
 
 impl fmt::Display for NoReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the target shard stopped before it replied")
+        f.write_str("the target shard did not reply (it stopped or dropped the request)")
     }
 }
 
@@ -65,7 +77,7 @@ impl std::error::Error for NoReply {}
 
 /// A message as the receiving shard's handler sees it.
 pub struct Incoming<M: Send + 'static> {
-    /// The shard that sent it (this shard's own id for a local `ask`).
+    /// The shard that sent it (this shard's own id for a message to itself).
     pub from: usize,
     /// The message.
     pub msg: M,
@@ -88,6 +100,11 @@ impl<M: Send + 'static> Reply<M> {
         self.sent = true;
         self.core.deliver_reply(self.to, self.id, Ok(answer));
     }
+
+    /// The shard that asked.
+    pub fn to(&self) -> usize {
+        self.to
+    }
 }
 
 impl<M: Send + 'static> Drop for Reply<M> {
@@ -99,8 +116,11 @@ impl<M: Send + 'static> Drop for Reply<M> {
 }
 
 type Handler<M> = Rc<dyn Fn(Incoming<M>)>;
+type Sender<M> = Rc<ConnectedSender<Envelope<M>>>;
 
 struct PendingAsk<M> {
+    /// The shard asked, so its departure can fail this ask.
+    to: usize,
     answer: Option<Result<M, NoReply>>,
     waker: Option<Waker>,
 }
@@ -109,41 +129,90 @@ struct PendingAsk<M> {
 pub(crate) struct MeshCore<M: Send + 'static> {
     pub(crate) id: usize,
     pub(crate) count: usize,
-    senders: Option<Senders<Envelope<M>>>,
+    /// `senders[to]`, `None` for this shard itself; empty before the mesh is connected
+    /// and after it closed.
+    senders: RefCell<Vec<Option<Sender<M>>>>,
+    /// Peers whose queue to this shard ended: they stopped and will never reply.
+    gone: RefCell<Vec<bool>>,
     handler: RefCell<Option<Handler<M>>>,
-    /// Messages that arrived before `serve` installed the handler.
-    early: RefCell<Vec<(usize, Envelope<M>)>>,
+    /// Messages that arrived before `serve` installed the handler, in arrival order.
+    early: RefCell<VecDeque<(usize, Envelope<M>)>>,
     pending: RefCell<HashMap<u64, PendingAsk<M>>>,
     next_ask: Cell<u64>,
     full_events: Cell<u64>,
+    /// Replies that found their queue full, per target, drained by one local task each.
+    outbox: RefCell<Vec<VecDeque<Envelope<M>>>>,
+    flushing: RefCell<Vec<bool>>,
+    closed: Cell<bool>,
 }
 
 impl<M: Send + 'static> MeshCore<M> {
-    pub(crate) fn new(id: usize, count: usize, senders: Option<Senders<Envelope<M>>>) -> Self {
+    pub(crate) fn new(id: usize, count: usize) -> Self {
         MeshCore {
             id,
             count,
-            senders,
+            senders: RefCell::new(Vec::new()),
+            gone: RefCell::new(vec![false; count]),
             handler: RefCell::new(None),
-            early: RefCell::new(Vec::new()),
+            early: RefCell::new(VecDeque::new()),
             pending: RefCell::new(HashMap::new()),
             next_ask: Cell::new(0),
             full_events: Cell::new(0),
+            outbox: RefCell::new((0..count).map(|_| VecDeque::new()).collect()),
+            flushing: RefCell::new(vec![false; count]),
+            closed: Cell::new(false),
         }
+    }
+
+    /// Install the connected senders (called once, before the shard's code runs).
+    pub(crate) fn set_senders(&self, senders: Vec<Option<ConnectedSender<Envelope<M>>>>) {
+        if self.closed.get() {
+            for sender in senders.iter().flatten() {
+                sender.close();
+            }
+            return;
+        }
+        *self.senders.borrow_mut() = senders.into_iter().map(|s| s.map(Rc::new)).collect();
+    }
+
+    /// Run the task that receives from shard `from` until that shard closes its end.
+    pub(crate) fn spawn_receiver(self: &Rc<Self>, from: usize, rx: ConnectedReceiver<Envelope<M>>) {
+        let core = self.clone();
+        glommio::spawn_local(async move {
+            while let Some(envelope) = rx.recv().await {
+                dispatch(&core, from, envelope);
+                // A flood from one peer must not starve this shard's other tasks.
+                glommio::yield_if_needed().await;
+            }
+            core.peer_gone(from);
+        })
+        .detach();
     }
 
     pub(crate) fn full_events(&self) -> u64 {
         self.full_events.get()
     }
 
+    fn sender(&self, to: usize) -> Option<Sender<M>> {
+        self.senders.borrow().get(to).and_then(|s| s.clone())
+    }
+
+    fn is_gone(&self, to: usize) -> bool {
+        self.gone.borrow().get(to).copied().unwrap_or(true)
+    }
+
     async fn raw_send(&self, to: usize, envelope: Envelope<M>) -> Result<(), Envelope<M>> {
-        let Some(senders) = &self.senders else { return Err(envelope) };
-        senders.send_to(to, envelope).await.map_err(take_back)
+        let Some(sender) = self.sender(to) else {
+            return Err(envelope);
+        };
+        sender.send(envelope).await.map_err(take_back)
     }
 
     fn raw_try_send(&self, to: usize, envelope: Envelope<M>) -> Result<(), SendError<Envelope<M>>> {
-        let Some(senders) = &self.senders else { return Err(SendError::Closed(envelope)) };
-        senders.try_send_to(to, envelope).map_err(|e| match e {
+        let Some(sender) = self.sender(to) else {
+            return Err(SendError::Closed(envelope));
+        };
+        sender.try_send(envelope).map_err(|e| match e {
             GlommioError::WouldBlock(_) => {
                 self.full_events.set(self.full_events.get() + 1);
                 SendError::Full(take_back(e))
@@ -152,73 +221,150 @@ impl<M: Send + 'static> MeshCore<M> {
         })
     }
 
+    /// Hand an envelope addressed to this shard itself to the handler, or keep it for
+    /// `serve` when there is none yet.
+    fn local(self: &Rc<Self>, envelope: Envelope<M>) -> Result<(), Envelope<M>> {
+        if self.closed.get() {
+            return Err(envelope);
+        }
+        dispatch(self, self.id, envelope);
+        Ok(())
+    }
+
     fn deliver_reply(self: &Rc<Self>, to: usize, id: u64, answer: Result<M, NoReply>) {
         if to == self.id {
             self.complete(id, answer);
             return;
         }
-        match self.raw_try_send(to, Envelope::Reply(id, answer)) {
-            Ok(()) => {}
-            Err(SendError::Full(envelope)) => {
-                let core = self.clone();
-                glommio::spawn_local(async move {
-                    let _ = core.raw_send(to, envelope).await;
-                })
-                .detach();
-            }
-            Err(SendError::Closed(_)) => {}
+        // While shutting down (or unwinding from a panic) nothing may be spawned; the
+        // asker learns of it when this shard's queue to it ends.
+        if self.closed.get() || std::thread::panicking() {
+            return;
         }
+        let envelope = Envelope::Reply(id, answer);
+        if self.flushing.borrow()[to] {
+            self.outbox.borrow_mut()[to].push_back(envelope);
+            return;
+        }
+        match self.raw_try_send(to, envelope) {
+            Ok(()) | Err(SendError::Closed(_)) => {}
+            Err(SendError::Full(envelope)) => {
+                self.outbox.borrow_mut()[to].push_back(envelope);
+                self.flushing.borrow_mut()[to] = true;
+                let core = self.clone();
+                glommio::spawn_local(async move { core.flush(to).await }).detach();
+            }
+        }
+    }
+
+    /// Send the parked replies to `to`, in order, waiting for room.
+    async fn flush(&self, to: usize) {
+        loop {
+            let next = self.outbox.borrow_mut()[to].pop_front();
+            let Some(envelope) = next else { break };
+            if self.raw_send(to, envelope).await.is_err() {
+                self.outbox.borrow_mut()[to].clear();
+                break;
+            }
+        }
+        self.flushing.borrow_mut()[to] = false;
     }
 
     fn complete(&self, id: u64, answer: Result<M, NoReply>) {
-        if let Some(slot) = self.pending.borrow_mut().get_mut(&id) {
-            slot.answer = Some(answer);
-            if let Some(waker) = slot.waker.take() {
-                waker.wake();
+        let waker = match self.pending.borrow_mut().get_mut(&id) {
+            Some(slot) => {
+                slot.answer = Some(answer);
+                slot.waker.take()
             }
+            None => None,
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
-    /// Fail every outstanding ask: called when the mesh shuts down.
-    pub(crate) fn fail_pending(&self) {
+    /// Fail the outstanding asks that match `which`.
+    fn fail_pending(&self, which: impl Fn(&PendingAsk<M>) -> bool) {
+        let mut wakers = Vec::new();
         for slot in self.pending.borrow_mut().values_mut() {
-            if slot.answer.is_none() {
+            if slot.answer.is_none() && which(slot) {
                 slot.answer = Some(Err(NoReply));
-                if let Some(waker) = slot.waker.take() {
-                    waker.wake();
-                }
+                wakers.extend(slot.waker.take());
             }
+        }
+        for waker in wakers {
+            waker.wake();
         }
     }
 
-    pub(crate) fn close(&self) {
-        if let Some(senders) = &self.senders {
-            senders.close();
+    /// Shard `from` closed its queue to this shard (it stopped or died): every reply it
+    /// sent has been received, so whatever is still pending from it never will be.
+    fn peer_gone(&self, from: usize) {
+        if let Some(gone) = self.gone.borrow_mut().get_mut(from) {
+            *gone = true;
         }
-        self.fail_pending();
+        self.fail_pending(|slot| slot.to == from);
+    }
+
+    /// Shut this shard's side of the mesh: close its queues (peers see `Closed` and
+    /// fail their asks to it), drop the handler (which may hold a `Mesh`, i.e. this
+    /// core) and unanswered early messages, and fail this shard's own pending asks.
+    /// Idempotent.
+    pub(crate) fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let senders = std::mem::take(&mut *self.senders.borrow_mut());
+        for sender in senders.iter().flatten() {
+            sender.close();
+        }
+        drop(senders);
+        let handler = self.handler.borrow_mut().take();
+        drop(handler);
+        let early = std::mem::take(&mut *self.early.borrow_mut());
+        drop(early);
+        for outbox in self.outbox.borrow_mut().iter_mut() {
+            outbox.clear();
+        }
+        self.fail_pending(|_| true);
     }
 }
 
 /// Route one envelope that arrived from `from`.
-pub(crate) fn dispatch<M: Send + 'static>(core: &Rc<MeshCore<M>>, from: usize, envelope: Envelope<M>) {
+fn dispatch<M: Send + 'static>(core: &Rc<MeshCore<M>>, from: usize, envelope: Envelope<M>) {
+    if let Envelope::Reply(id, answer) = envelope {
+        core.complete(id, answer);
+        return;
+    }
+    if core.closed.get() {
+        // Dropping an ask here is fine: the asker fails it when our queue to it ends.
+        return;
+    }
     let handler = core.handler.borrow().clone();
     let Some(handler) = handler else {
-        if !matches!(envelope, Envelope::Reply(..)) {
-            core.early.borrow_mut().push((from, envelope));
-            return;
-        }
-        if let Envelope::Reply(id, answer) = envelope {
-            core.complete(id, answer);
-        }
+        core.early.borrow_mut().push_back((from, envelope));
         return;
     };
     match envelope {
-        Envelope::Tell(msg) => handler(Incoming { from, msg, reply: None }),
+        Envelope::Tell(msg) => handler(Incoming {
+            from,
+            msg,
+            reply: None,
+        }),
         Envelope::Ask(id, msg) => {
-            let reply = Reply { to: from, id, core: core.clone(), sent: false };
-            handler(Incoming { from, msg, reply: Some(reply) })
+            let reply = Reply {
+                to: from,
+                id,
+                core: core.clone(),
+                sent: false,
+            };
+            handler(Incoming {
+                from,
+                msg,
+                reply: Some(reply),
+            })
         }
-        Envelope::Reply(id, answer) => core.complete(id, answer),
+        Envelope::Reply(..) => unreachable!("handled above"),
     }
 }
 
@@ -226,7 +372,9 @@ fn take_back<M>(error: GlommioError<M>) -> M {
     match error {
         GlommioError::Closed(glommio::ResourceType::Channel(m)) => m,
         GlommioError::WouldBlock(glommio::ResourceType::Channel(m)) => m,
-        other => panic!("unexpected mesh error: {other}"),
+        other => {
+            unreachable!("a shared channel send fails only as Closed or WouldBlock, not {other}")
+        }
     }
 }
 
@@ -237,7 +385,9 @@ pub struct Mesh<M: Send + 'static> {
 
 impl<M: Send + 'static> Clone for Mesh<M> {
     fn clone(&self) -> Self {
-        Mesh { core: self.core.clone() }
+        Mesh {
+            core: self.core.clone(),
+        }
     }
 }
 
@@ -252,41 +402,68 @@ impl<M: Send + 'static> Mesh<M> {
         self.core.count
     }
 
-    /// How often `try_send_to` found a queue full on this shard.
+    /// How often a non-waiting send from this shard found its queue full: each
+    /// `try_send_to` that returned [`SendError::Full`], plus each reply that had to be
+    /// deferred.
     pub fn full_events(&self) -> u64 {
         self.core.full_events()
     }
 
-    /// Install the function that handles messages sent to this shard. Messages that
-    /// arrived earlier are handled now, in order. The handler runs inline on the
+    /// Install the function that handles messages sent to this shard (replacing any
+    /// earlier one). Messages that arrived earlier — from other shards or from this
+    /// one — are handled now, in arrival order. Until `serve` is called they are
+    /// buffered without bound, so call it first thing. The handler runs inline on the
     /// receiving task: keep it short and spawn a local task for anything that waits.
     pub fn serve(&self, handler: impl Fn(Incoming<M>) + 'static) {
+        if self.core.closed.get() {
+            return;
+        }
         let handler: Handler<M> = Rc::new(handler);
         *self.core.handler.borrow_mut() = Some(handler);
-        let early = std::mem::take(&mut *self.core.early.borrow_mut());
-        for (from, envelope) in early {
+        loop {
+            // One at a time, so a handler that calls `serve` again, or sends to this
+            // shard, sees a consistent queue.
+            let next = self.core.early.borrow_mut().pop_front();
+            let Some((from, envelope)) = next else { break };
             dispatch(&self.core, from, envelope);
         }
     }
 
     /// Send `msg` to shard `to`, waiting while its queue is full. Sending to this
-    /// shard itself calls the handler directly.
+    /// shard itself calls the handler directly (or buffers the message until `serve`).
     pub async fn send_to(&self, to: usize, msg: M) -> Result<(), SendError<M>> {
-        if to == self.core.id {
-            return self.local(msg, None);
+        if to >= self.core.count {
+            return Err(SendError::Closed(msg));
         }
-        self.core.raw_send(to, Envelope::Tell(msg)).await.map_err(|e| SendError::Closed(unwrap_tell(e)))
+        if to == self.core.id {
+            return self
+                .core
+                .local(Envelope::Tell(msg))
+                .map_err(|e| SendError::Closed(unwrap_tell(e)));
+        }
+        self.core
+            .raw_send(to, Envelope::Tell(msg))
+            .await
+            .map_err(|e| SendError::Closed(unwrap_tell(e)))
     }
 
     /// Send without waiting: `Full` gives the message back when the queue is full.
     pub fn try_send_to(&self, to: usize, msg: M) -> Result<(), SendError<M>> {
-        if to == self.core.id {
-            return self.local(msg, None);
+        if to >= self.core.count {
+            return Err(SendError::Closed(msg));
         }
-        self.core.raw_try_send(to, Envelope::Tell(msg)).map_err(|e| match e {
-            SendError::Full(env) => SendError::Full(unwrap_tell(env)),
-            SendError::Closed(env) => SendError::Closed(unwrap_tell(env)),
-        })
+        if to == self.core.id {
+            return self
+                .core
+                .local(Envelope::Tell(msg))
+                .map_err(|e| SendError::Closed(unwrap_tell(e)));
+        }
+        self.core
+            .raw_try_send(to, Envelope::Tell(msg))
+            .map_err(|e| match e {
+                SendError::Full(env) => SendError::Full(unwrap_tell(env)),
+                SendError::Closed(env) => SendError::Closed(unwrap_tell(env)),
+            })
     }
 
     /// Send one copy of `msg` to every *other* shard (never one per anything else).
@@ -304,22 +481,35 @@ impl<M: Send + 'static> Mesh<M> {
         unreachable
     }
 
-    /// Send `msg` to shard `to` and wait for its handler's `Reply`.
+    /// Send `msg` to shard `to` (this one included) and wait for its handler's
+    /// `Reply`. Fails with [`NoReply`] when the handler drops the `Reply`, when the
+    /// target stops first, or when `to` is not a shard; it waits as long as the
+    /// handler holds the `Reply` unanswered.
     pub async fn ask(&self, to: usize, msg: M) -> Result<M, NoReply> {
-        let id = self.core.next_ask.get();
-        self.core.next_ask.set(id.wrapping_add(1));
-        self.core.pending.borrow_mut().insert(id, PendingAsk { answer: None, waker: None });
-        let _guard = PendingGuard { core: &self.core, id };
-        if to == self.core.id {
-            let reply = Reply { to, id, core: self.core.clone(), sent: false };
-            if self.local(msg, Some(reply)).is_err() {
+        let core = &self.core;
+        if to >= core.count || core.closed.get() || (to != core.id && core.is_gone(to)) {
+            return Err(NoReply);
+        }
+        let id = core.next_ask.get();
+        core.next_ask.set(id.wrapping_add(1));
+        core.pending.borrow_mut().insert(
+            id,
+            PendingAsk {
+                to,
+                answer: None,
+                waker: None,
+            },
+        );
+        let _guard = PendingGuard { core, id };
+        if to == core.id {
+            if core.local(Envelope::Ask(id, msg)).is_err() {
                 return Err(NoReply);
             }
-        } else if self.core.raw_send(to, Envelope::Ask(id, msg)).await.is_err() {
+        } else if core.raw_send(to, Envelope::Ask(id, msg)).await.is_err() {
             return Err(NoReply);
         }
         poll_fn(|cx| {
-            let mut pending = self.core.pending.borrow_mut();
+            let mut pending = core.pending.borrow_mut();
             let slot = pending.get_mut(&id).expect("pending ask slot");
             match slot.answer.take() {
                 Some(answer) => Poll::Ready(answer),
@@ -332,30 +522,47 @@ impl<M: Send + 'static> Mesh<M> {
         .await
     }
 
-    /// Ask every shard (this one included) with a copy of `msg` and fold the answers
-    /// in shard order. Shards that cannot answer are skipped.
+    /// Ask every shard (this one included) with a copy of `msg`, concurrently, and
+    /// fold the answers in shard order. Shards that cannot answer are skipped; use
+    /// [`Mesh::try_map_reduce`] when a partial answer is not acceptable.
     pub async fn map_reduce<A>(&self, msg: M, init: A, mut fold: impl FnMut(A, M) -> A) -> A
     where
         M: Clone,
     {
-        let asks: Vec<_> = (0..self.core.count).map(|to| self.ask(to, msg.clone())).collect();
-        let answers = join_all(asks).await;
         let mut acc = init;
-        for answer in answers.into_iter().flatten() {
+        for answer in self.ask_all(msg).await.into_iter().flatten() {
             acc = fold(acc, answer);
         }
         acc
     }
 
-    fn local(&self, msg: M, reply: Option<Reply<M>>) -> Result<(), SendError<M>> {
-        let handler = self.core.handler.borrow().clone();
-        match handler {
-            Some(handler) => {
-                handler(Incoming { from: self.core.id, msg, reply });
-                Ok(())
-            }
-            None => Err(SendError::Closed(msg)),
-        }
+    /// Like [`Mesh::map_reduce`], but fails with [`NoReply`] if any shard cannot
+    /// answer, so the result is never silently partial.
+    pub async fn try_map_reduce<A>(
+        &self,
+        msg: M,
+        init: A,
+        mut fold: impl FnMut(A, M) -> A,
+    ) -> Result<A, NoReply>
+    where
+        M: Clone,
+    {
+        let answers = self
+            .ask_all(msg)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<M>, NoReply>>()?;
+        Ok(answers.into_iter().fold(init, &mut fold))
+    }
+
+    async fn ask_all(&self, msg: M) -> Vec<Result<M, NoReply>>
+    where
+        M: Clone,
+    {
+        let asks: Vec<_> = (0..self.core.count)
+            .map(|to| self.ask(to, msg.clone()))
+            .collect();
+        join_all(asks).await
     }
 }
 
@@ -378,7 +585,7 @@ fn unwrap_tell<M>(envelope: Envelope<M>) -> M {
 }
 
 /// Await several futures concurrently on this executor, keeping their order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
     let mut outputs: Vec<Option<F::Output>> = (0..futures.len()).map(|_| None).collect();
     poll_fn(|cx| {
@@ -401,5 +608,8 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs.into_iter().map(|o| o.expect("joined future output")).collect()
+    outputs
+        .into_iter()
+        .map(|o| o.expect("joined future output"))
+        .collect()
 }

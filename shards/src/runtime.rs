@@ -3,15 +3,19 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 
-use glommio::channels::channel_mesh::MeshBuilder;
+use futures_lite::future;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::cpus::allowed_cpus;
-use crate::mesh::{dispatch, Envelope, Mesh, MeshCore};
-use crate::stop::{StopHandle, StopListener};
+use crate::mesh::{Envelope, Mesh, MeshCore};
+use crate::stop::{StopHandle, StopListener, StopListenerSeed};
 
 /// glommio registers this much memory per executor for file DMA, which a network
 /// server never uses; keep it small so many shards fit under RLIMIT_MEMLOCK.
@@ -38,7 +42,7 @@ pub enum Error {
     NoShards,
     /// The kernel refused what glommio needs (io_uring, locked memory, a thread).
     Start(String),
-    /// A shard panicked; the others were stopped.
+    /// A shard panicked (the first one to, by id); the others were aborted.
     ShardPanicked(usize),
 }
 
@@ -52,7 +56,7 @@ impl fmt::Display for Error {
             ),
             Error::NoShards => f.write_str("at least one shard is needed"),
             Error::Start(why) => f.write_str(why),
-            Error::ShardPanicked(id) => write!(f, "shard {id} panicked; all shards were stopped"),
+            Error::ShardPanicked(id) => write!(f, "shard {id} panicked; all shards were aborted"),
         }
     }
 }
@@ -68,7 +72,13 @@ impl Default for Builder {
 impl Builder {
     /// One shard per allowed CPU, pinned, 1024-message queues, no signal handling.
     pub fn new() -> Builder {
-        Builder { shards: None, pin: true, queue_capacity: 1024, name: "shard".into(), stop_on_signals: false }
+        Builder {
+            shards: None,
+            pin: true,
+            queue_capacity: 1024,
+            name: "shard".into(),
+            stop_on_signals: false,
+        }
     }
 
     /// Run `n` shards instead of one per allowed CPU; more than the allowed CPUs is an error.
@@ -103,20 +113,31 @@ impl Builder {
 
     /// Check the limits, then return a runtime ready to `run`.
     pub fn build<M: Send + 'static>(self) -> Result<Runtime<M>, Error> {
-        let cpus = allowed_cpus().map_err(|e| Error::Start(format!("cannot read the CPU affinity mask: {e}")))?;
+        let cpus = allowed_cpus()
+            .map_err(|e| Error::Start(format!("cannot read the CPU affinity mask: {e}")))?;
         let count = self.shards.unwrap_or(cpus.len());
         if count == 0 {
             return Err(Error::NoShards);
         }
         if count > cpus.len() {
-            return Err(Error::TooManyShards { asked: count, allowed: cpus.len() });
+            return Err(Error::TooManyShards {
+                asked: count,
+                allowed: cpus.len(),
+            });
         }
         check_memlock()?;
-        let (stop, seeds) = StopHandle::new(count).map_err(|e| Error::Start(format!("cannot create the stop sockets: {e}")))?;
+        let (stop, seeds) = StopHandle::new(count)
+            .map_err(|e| Error::Start(format!("cannot create the stop sockets: {e}")))?;
         if self.stop_on_signals {
             install_signal_thread(stop.clone())?;
         }
-        Ok(Runtime { builder: self, cpus: cpus[..count].to_vec(), stop, seeds, _m: std::marker::PhantomData })
+        Ok(Runtime {
+            builder: self,
+            cpus: cpus[..count].to_vec(),
+            stop,
+            seeds,
+            _m: std::marker::PhantomData,
+        })
     }
 }
 
@@ -125,7 +146,7 @@ pub struct Runtime<M> {
     builder: Builder,
     cpus: Vec<usize>,
     stop: StopHandle,
-    seeds: Vec<crate::stop::StopListenerSeed>,
+    seeds: Vec<StopListenerSeed>,
     _m: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -142,6 +163,11 @@ impl<M: Send + 'static> Runtime<M> {
 
     /// Start every shard, run `f` on each, and wait for all of them. The results come
     /// back in shard order.
+    ///
+    /// If a shard panics, the others are aborted (their futures are dropped, whether or
+    /// not they watch `stopped()`) and `run` returns [`Error::ShardPanicked`] naming the
+    /// first shard that panicked. If a shard cannot start, the others are aborted the
+    /// same way and `run` returns [`Error::Start`].
     pub fn run<F, Fut, T>(self, f: F) -> Result<Vec<T>, Error>
     where
         F: Fn(Shard<M>) -> Fut + Send + Clone + 'static,
@@ -149,65 +175,232 @@ impl<M: Send + 'static> Runtime<M> {
         T: Send + 'static,
     {
         let count = self.cpus.len();
-        let mesh = (count > 1).then(|| MeshBuilder::<Envelope<M>, _>::full(count, self.builder.queue_capacity));
+        let mut ends: Vec<Ends<M>> = (0..count).map(|_| Ends::new(count)).collect();
+        for from in 0..count {
+            for to in (0..count).filter(|&to| to != from) {
+                let (tx, rx) = shared_channel::new_bounded(self.builder.queue_capacity);
+                ends[from].senders[to] = Some(tx);
+                ends[to].receivers[from] = Some(rx);
+            }
+        }
+        let first_panic = Arc::new(AtomicUsize::new(NONE));
         let mut handles = Vec::with_capacity(count);
-        for (id, seed) in self.seeds.into_iter().enumerate() {
-            let placement = if self.builder.pin { Placement::Fixed(self.cpus[id]) } else { Placement::Unbound };
+        let mut start_error = None;
+        for (id, (seed, ends)) in self.seeds.into_iter().zip(ends).enumerate() {
+            let placement = if self.builder.pin {
+                Placement::Fixed(self.cpus[id])
+            } else {
+                Placement::Unbound
+            };
             let f = f.clone();
-            let mesh = mesh.clone();
             let stop = self.stop.clone();
-            let spawned = LocalExecutorBuilder::new(placement)
-                .name(&format!("{}-{id}", self.builder.name))
-                .io_memory(IO_MEMORY)
-                .spawn(move || async move {
-                    let _panic_guard = StopOnPanic(stop.clone());
-                    let senders_receivers = match mesh {
-                        Some(mesh) => Some(mesh.join().await.expect("mesh join")),
-                        None => None,
-                    };
-                    let (senders, receivers) = match senders_receivers {
-                        Some((s, r)) => (Some(s), Some(r)),
-                        None => (None, None),
-                    };
-                    let core = Rc::new(MeshCore::new(id, count, senders));
-                    if let Some(mut receivers) = receivers {
-                        for (from, rx) in receivers.streams() {
-                            let core = core.clone();
-                            glommio::spawn_local(async move {
-                                while let Some(envelope) = rx.recv().await {
-                                    dispatch(&core, from, envelope);
-                                }
-                            })
-                            .detach();
-                        }
-                    }
-                    let listener = seed.listen();
-                    let shard = Shard { mesh: Mesh { core: core.clone() }, stop: listener, handle: stop };
-                    let out = f(shard).await;
-                    core.close();
-                    out
+            let first_panic = first_panic.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{id}", self.builder.name))
+                .spawn(move || {
+                    let body = AssertUnwindSafe(|| {
+                        shard_thread(
+                            id,
+                            count,
+                            placement,
+                            ends,
+                            seed,
+                            stop.clone(),
+                            first_panic.clone(),
+                            f,
+                        )
+                    });
+                    panic::catch_unwind(body).unwrap_or_else(|_| {
+                        // A panic outside the executor (placement, executor teardown).
+                        let _ = first_panic.compare_exchange(
+                            NONE,
+                            id,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        stop.abort();
+                        Outcome::Aborted
+                    })
                 });
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(e) => {
-                    self.stop.stop();
-                    return Err(Error::Start(explain_start_error(&e.to_string())));
+                    // The shards already started are aborted; the channel ends of the
+                    // ones never started are dropped here, which lets the others'
+                    // connects finish.
+                    self.stop.abort();
+                    start_error = Some(explain_start_error(&format!(
+                        "cannot spawn its thread: {e}"
+                    )));
+                    break;
                 }
             }
         }
         let mut results = Vec::with_capacity(count);
-        let mut panicked = None;
+        let mut thread_panic = None;
         for (id, handle) in handles.into_iter().enumerate() {
             match handle.join() {
-                Ok(out) => results.push(out),
+                Ok(Outcome::Done(out)) => results.push(out),
+                Ok(Outcome::Aborted) => {}
+                Ok(Outcome::StartFailed(why)) => {
+                    start_error.get_or_insert(explain_start_error(&why));
+                }
+                // Cannot happen: the body catches its panics.
                 Err(_) => {
-                    panicked.get_or_insert(id);
+                    thread_panic.get_or_insert(id);
                 }
             }
         }
-        match panicked {
-            Some(id) => Err(Error::ShardPanicked(id)),
-            None => Ok(results),
+        if let Some(why) = start_error {
+            return Err(Error::Start(why));
+        }
+        match (first_panic.load(Ordering::Acquire), thread_panic) {
+            (NONE, None) if results.len() == count => Ok(results),
+            (NONE, Some(id)) => Err(Error::ShardPanicked(id)),
+            (NONE, None) => Err(Error::Start(
+                "a shard was aborted without a cause; this is a bug".into(),
+            )),
+            (id, _) => Err(Error::ShardPanicked(id)),
+        }
+    }
+}
+
+/// No shard panicked (yet).
+const NONE: usize = usize::MAX;
+
+/// One shard's ends of the mesh: `senders[to]` and `receivers[from]`, `None` at its
+/// own index.
+struct Ends<M: Send> {
+    senders: Vec<Option<SharedSender<Envelope<M>>>>,
+    receivers: Vec<Option<SharedReceiver<Envelope<M>>>>,
+}
+
+impl<M: Send> Ends<M> {
+    fn new(count: usize) -> Self {
+        Ends {
+            senders: (0..count).map(|_| None).collect(),
+            receivers: (0..count).map(|_| None).collect(),
+        }
+    }
+}
+
+/// How one shard's thread ended.
+enum Outcome<T> {
+    Done(T),
+    /// Cancelled because another shard panicked or could not start.
+    Aborted,
+    StartFailed(String),
+}
+
+/// The body of one shard's thread: make the executor, run the shard, and turn a panic
+/// into an abort of every other shard.
+#[allow(clippy::too_many_arguments)]
+fn shard_thread<M, F, Fut, T>(
+    id: usize,
+    count: usize,
+    placement: Placement,
+    ends: Ends<M>,
+    seed: StopListenerSeed,
+    stop: StopHandle,
+    first_panic: Arc<AtomicUsize>,
+    f: F,
+) -> Outcome<T>
+where
+    M: Send + 'static,
+    F: Fn(Shard<M>) -> Fut,
+    Fut: Future<Output = T> + 'static,
+{
+    let executor = match LocalExecutorBuilder::new(placement)
+        .io_memory(IO_MEMORY)
+        .make()
+    {
+        Ok(executor) => executor,
+        Err(e) => {
+            drop(ends);
+            stop.abort();
+            return Outcome::StartFailed(e.to_string());
+        }
+    };
+    let core = Rc::new(MeshCore::new(id, count));
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+        executor.run(shard_main(core.clone(), ends, seed, stop.clone(), f))
+    }));
+    let outcome = match ran {
+        Ok(Some(out)) => Outcome::Done(out),
+        Ok(None) => Outcome::Aborted,
+        Err(_) => {
+            let _ = first_panic.compare_exchange(NONE, id, Ordering::AcqRel, Ordering::Acquire);
+            stop.abort();
+            Outcome::Aborted
+        }
+    };
+    // Close this shard's queues while its executor still exists, so the peers are
+    // woken and fail their asks to it; then drop the executor and every task on it.
+    core.close();
+    drop(core);
+    drop(executor);
+    outcome
+}
+
+/// What runs on a shard's executor: join the mesh, then the user's code, racing an
+/// abort. `None` when aborted.
+async fn shard_main<M, F, Fut, T>(
+    core: Rc<MeshCore<M>>,
+    ends: Ends<M>,
+    seed: StopListenerSeed,
+    handle: StopHandle,
+    f: F,
+) -> Option<T>
+where
+    M: Send + 'static,
+    F: Fn(Shard<M>) -> Fut,
+    Fut: Future<Output = T> + 'static,
+{
+    let listener = seed.listen();
+    let abort = listener.clone();
+    let body = async {
+        connect(&core, ends).await;
+        let shard = Shard {
+            mesh: Mesh { core: core.clone() },
+            stop: listener,
+            handle,
+        };
+        Some(f(shard).await)
+    };
+    let out = future::or(body, async move {
+        abort.aborted().await;
+        None
+    })
+    .await;
+    core.close();
+    out
+}
+
+/// Connect every end at once (a connect waits for its peer's, so one at a time could
+/// deadlock), then start one receiving task per peer. An end whose peer never
+/// started connects as closed.
+async fn connect<M: Send + 'static>(core: &Rc<MeshCore<M>>, ends: Ends<M>) {
+    let senders: Vec<_> = ends
+        .senders
+        .into_iter()
+        .map(|s| s.map(|s| glommio::spawn_local(s.connect())))
+        .collect();
+    let receivers: Vec<_> = ends
+        .receivers
+        .into_iter()
+        .map(|r| r.map(|r| glommio::spawn_local(r.connect())))
+        .collect();
+    let mut connected = Vec::with_capacity(senders.len());
+    for sender in senders {
+        connected.push(match sender {
+            Some(task) => Some(task.await),
+            None => None,
+        });
+    }
+    core.set_senders(connected);
+    for (from, receiver) in receivers.into_iter().enumerate() {
+        if let Some(task) = receiver {
+            core.spawn_receiver(from, task.await);
         }
     }
 }
@@ -272,27 +465,23 @@ impl StopSignal {
     }
 }
 
-/// A shard that panics takes the whole runtime down instead of leaving it half-alive.
-struct StopOnPanic(StopHandle);
-
-impl Drop for StopOnPanic {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.0.stop();
-        }
-    }
-}
-
 fn check_memlock() -> Result<(), Error> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit fills the struct it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return Ok(());
     }
     if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MIN_MEMLOCK {
         // Try to raise it ourselves before giving up.
-        let wanted = libc::rlimit { rlim_cur: lim.rlim_max.min(MIN_MEMLOCK.max(lim.rlim_cur)), rlim_max: lim.rlim_max };
-        let raised = wanted.rlim_cur >= MIN_MEMLOCK && unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &wanted) } == 0;
+        let wanted = libc::rlimit {
+            rlim_cur: lim.rlim_max.min(MIN_MEMLOCK.max(lim.rlim_cur)),
+            rlim_max: lim.rlim_max,
+        };
+        let raised = wanted.rlim_cur >= MIN_MEMLOCK
+            && unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &wanted) } == 0;
         if !raised {
             return Err(Error::Start(format!(
                 "the locked-memory limit (RLIMIT_MEMLOCK) is {} KiB; io_uring needs at least {} KiB. \

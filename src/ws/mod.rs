@@ -1,3 +1,4 @@
-//! The WebSocket layer: RFC 6455 frames (server side).
+//! The WebSocket layer: RFC 6455 opening handshake and frames (server side).
 
 pub mod frame;
+pub mod handshake;

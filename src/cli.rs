@@ -1,0 +1,174 @@
+//! The command line: `reverb-shard [start] [flags]`. Parsing, configuration loading,
+//! the start banner and exit codes (0 clean stop, 1 runtime failure, 2 configuration
+//! error).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Cores, Flags, LoadOptions};
+use crate::limits;
+use crate::server::Server;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "reverb-shard",
+    version,
+    about = "A thread-per-core Pusher Channels server: a drop-in replacement for Laravel Reverb",
+    long_about = "A thread-per-core Pusher Channels server: a drop-in replacement for Laravel Reverb.\n\n\
+        It serves the Pusher WebSocket protocol and HTTP API on one port, one shard per CPU core, \
+        and reads the same REVERB_* variables as Reverb. Without a subcommand it runs `start`.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    start: StartArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the server (the default command).
+    #[command(long_about = "Start the server.\n\n\
+        Configuration is read, lowest to highest precedence, from: the built-in defaults; \
+        the TOML file (--config, else ./config.toml, else the embedded default); the dotenv \
+        file (--env-file, else ./.env) with Laravel's REVERB_* names; the process \
+        environment; these flags.\n\n\
+        Examples:\n  reverb-shard start\n  reverb-shard start --port 6001 --cores 4\n  \
+        reverb-shard start --env-file /var/www/app/.env --debug")]
+    Start(StartArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+struct StartArgs {
+    /// Address to bind [env: REVERB_SERVER_HOST] [default: 0.0.0.0]
+    #[arg(long, value_name = "IP")]
+    host: Option<String>,
+    /// Port for WebSocket and HTTP API [env: REVERB_SERVER_PORT] [default: 8080]
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Public host name (banner, Herd/Valet certificate lookup) [env: REVERB_HOST]
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Prefix for every route, e.g. "ws" serves /ws/app/{key} [env: REVERB_SERVER_PATH]
+    #[arg(long, value_name = "PREFIX")]
+    path: Option<String>,
+    /// Shards to run: "auto" (one per CPU this process may use) or a number
+    #[arg(long, value_name = "auto|N", value_parser = parse_cores)]
+    cores: Option<Cores>,
+    /// Log every connection and message (slows the server; for development)
+    #[arg(long)]
+    debug: bool,
+    /// TOML configuration file [default: ./config.toml when present]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Dotenv file with REVERB_* variables, e.g. a Laravel app's .env [default: ./.env when present]
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+}
+
+fn parse_cores(s: &str) -> Result<Cores, String> {
+    Cores::parse(s)
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Start(args)) => args,
+        None => cli.start,
+    };
+    start(args)
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    let options = LoadOptions {
+        config_file: args.config.clone(),
+        env_file: args.env_file.clone(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        env: std::env::vars().collect::<HashMap<_, _>>(),
+        flags: Flags {
+            host: args.host,
+            port: args.port,
+            path: args.path,
+            hostname: args.hostname,
+            cores: args.cores,
+            debug: args.debug,
+        },
+    };
+    let loaded = match config::load(&options) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            crate::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = loaded.config;
+    crate::log::set_debug(config.server.debug);
+    crate::info!("configuration from {}", loaded.sources.join(", "));
+    for warning in &loaded.warnings {
+        crate::warn!("{warning}");
+    }
+
+    let allowed = match shards::allowed_cpus() {
+        Ok(cpus) => cpus.len(),
+        Err(e) => {
+            crate::error!("cannot read the CPU affinity mask: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shards = match config.server.cores {
+        Cores::Auto => allowed,
+        Cores::Count(n) if n > allowed => {
+            crate::error!(
+                "--cores {n}: this process may only use {allowed} CPU(s) (its affinity mask); \
+                 use --cores auto or a number up to {allowed}"
+            );
+            return ExitCode::from(2);
+        }
+        Cores::Count(n) => n,
+    };
+
+    let (soft, hard) = limits::raise_nofile();
+    let server = match Server::bind(config.clone(), shards) {
+        Ok(server) => server,
+        Err(e) => {
+            crate::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = server.local_addr();
+    let hostname = match &config.server.hostname {
+        Some(h) if *h != config.server.host => format!(" ({h})"),
+        _ => String::new(),
+    };
+    crate::info!(
+        "Starting server on {}:{}{}{hostname}",
+        config.server.host,
+        addr.port(),
+        config.server.path
+    );
+    let ceiling = limits::connection_ceiling(soft, shards);
+    crate::info!(
+        "{shards} shard(s), open-files limit {soft} (hard {hard}): room for about {ceiling} concurrent connections"
+    );
+    if ceiling < 10_000 {
+        crate::warn!(
+            "the open-files limit allows fewer than 10,000 connections; raise it (ulimit -n, \
+             systemd LimitNOFILE=, Supervisor minfds=) for production"
+        );
+    }
+    match server.run(true, |_| {}) {
+        Ok(()) => {
+            crate::info!("Stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            crate::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! An accepted socket's first steps: read HTTP requests, route them, and hand a
+//! WebSocket upgrade over to the session. Any request, however malformed, gets a 4xx
+//! and a closed socket; none can stall the shard (every read has a deadline).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use crate::http::request::{read_request, ReadError, Request};
+use crate::http::response::Response;
+use crate::server::shard::ShardState;
+use crate::ws::handshake;
+
+/// How long a client may take to send a complete request head and body (slow-loris).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle keep-alive HTTP connection stays open.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Where a request goes.
+enum Route<'a> {
+    Up,
+    WebSocket { key: &'a str },
+    NotFound,
+}
+
+pub async fn serve_socket(shard: Rc<ShardState>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    let mut first = true;
+    loop {
+        let limit = if first {
+            REQUEST_TIMEOUT
+        } else {
+            KEEP_ALIVE_IDLE
+        };
+        first = false;
+        let max = shard.settings.max_request_size;
+        let request = match with_timeout(limit, read_request(&mut stream, &mut buf, max)).await {
+            None => {
+                return reply_and_close(&mut stream, Response::text(408, "Request timeout.")).await
+            }
+            Some(Err(ReadError::Closed)) => return,
+            Some(Err(ReadError::TooLarge)) => {
+                return reply_and_close(&mut stream, Response::text(413, "Payload too large."))
+                    .await
+            }
+            Some(Err(ReadError::Malformed)) => {
+                return reply_and_close(&mut stream, Response::text(400, "Bad request.")).await
+            }
+            Some(Err(ReadError::LengthRequired)) => {
+                return reply_and_close(&mut stream, Response::text(411, "Length required.")).await
+            }
+            Some(Ok(request)) => request,
+        };
+        let response = match route(&shard.settings.path, request.path()) {
+            Route::WebSocket { key } => match handshake::accept(&request) {
+                Ok(switching) => {
+                    if stream.write_all(&switching).await.is_err() {
+                        return;
+                    }
+                    let key = key.to_string();
+                    let origin = request.header("origin").map(str::to_string);
+                    let leftover = std::mem::take(&mut buf);
+                    super::session::run(shard, stream, &key, origin.as_deref(), leftover).await;
+                    return;
+                }
+                Err(refusal) => return reply_and_close(&mut stream, refusal).await,
+            },
+            Route::Up if request.method == "GET" || request.method == "HEAD" => {
+                Response::json(200, r#"{"health":"OK"}"#)
+            }
+            Route::Up => Response::text(405, "Method not allowed.").with_header("Allow", "GET"),
+            Route::NotFound => Response::text(404, "Not found."),
+        };
+        let close = request.wants_close();
+        if write_response(&mut stream, &request, &response, close)
+            .await
+            .is_err()
+            || close
+        {
+            return;
+        }
+    }
+}
+
+/// Match a path against the routes under the server prefix.
+fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return Route::NotFound;
+    };
+    if rest == "/up" {
+        return Route::Up;
+    }
+    match rest.strip_prefix("/app/") {
+        Some(key) if !key.is_empty() && !key.contains('/') => Route::WebSocket { key },
+        _ => Route::NotFound,
+    }
+}
+
+async fn write_response(
+    stream: &mut TcpStream,
+    request: &Request,
+    response: &Response,
+    close: bool,
+) -> std::io::Result<()> {
+    let mut bytes = response.to_bytes(close);
+    if request.method == "HEAD" {
+        let head_len = bytes.len() - response.body.len();
+        bytes.truncate(head_len);
+    }
+    stream.write_all(&bytes).await
+}
+
+async fn reply_and_close(stream: &mut TcpStream, response: Response) {
+    let _ = stream.write_all(&response.to_bytes(true)).await;
+    let _ = stream.close().await;
+}
+
+/// `Some(output)`, or `None` when `limit` passed first.
+pub async fn with_timeout<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("", "/up"), Route::Up));
+        assert!(matches!(
+            route("", "/app/abc"),
+            Route::WebSocket { key: "abc" }
+        ));
+        assert!(matches!(route("", "/app/abc/"), Route::NotFound));
+        assert!(matches!(route("", "/app/"), Route::NotFound));
+        assert!(matches!(route("", "/app/a/b"), Route::NotFound));
+        assert!(matches!(
+            route("/ws", "/ws/app/abc"),
+            Route::WebSocket { key: "abc" }
+        ));
+        assert!(matches!(route("/ws", "/app/abc"), Route::NotFound));
+        assert!(matches!(route("/ws", "/ws/up"), Route::Up));
+        assert!(matches!(route("", "/nope"), Route::NotFound));
+    }
+}

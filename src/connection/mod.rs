@@ -1,0 +1,147 @@
+//! One client connection: its state, how frames reach it, and how it ends.
+//!
+//! A connection lives its whole life on the shard that accepted it (design invariant
+//! 1): two local tasks (reader and writer) share it through an `Rc`, and only they
+//! touch its socket.
+
+pub mod accept;
+pub mod outbox;
+pub mod protocol;
+pub mod session;
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::app::App;
+use crate::pusher::errors::close;
+use crate::pusher::errors::PusherError;
+use crate::pusher::messages;
+use crate::pusher::rate_limit::RateWindow;
+use crate::pusher::socket_id::SocketId;
+use crate::ws::frame;
+use outbox::{Frame, Outbox, Pushed};
+
+pub struct Connection {
+    pub socket_id: SocketId,
+    pub app: Arc<App>,
+    pub outbox: Outbox,
+    /// Last time anything arrived from the client (any frame).
+    last_seen: Cell<Instant>,
+    /// When the server pinged since the last activity, if it did.
+    pinged_at: Cell<Option<Instant>>,
+    /// The client has sent a control frame: ping it with WebSocket Ping frames.
+    control_mode: Cell<bool>,
+    pub rate: RefCell<RateWindow>,
+    /// The reader task, woken when someone else decides to close the connection.
+    reader: Cell<Option<Waker>>,
+}
+
+impl Connection {
+    pub fn new(socket_id: SocketId, app: Arc<App>, outbound_buffer: usize) -> Connection {
+        Connection {
+            socket_id,
+            app,
+            outbox: Outbox::new(outbound_buffer),
+            last_seen: Cell::new(Instant::now()),
+            pinged_at: Cell::new(None),
+            control_mode: Cell::new(false),
+            rate: RefCell::new(RateWindow::default()),
+            reader: Cell::new(None),
+        }
+    }
+
+    /// Queue a text message (an owned frame).
+    pub fn send_text(&self, text: &str) {
+        self.send(Frame::Owned(frame::text_frame(text.as_bytes())));
+    }
+
+    /// Queue a ready frame; a consumer over its bound is closed as slow.
+    pub fn send(&self, frame: Frame) {
+        if self.outbox.push(frame) == Pushed::Overflow {
+            crate::debug!(
+                "[app {}] Slow consumer closed {}",
+                self.app.id(),
+                self.socket_id
+            );
+            let (code, reason) = close::SLOW_CONSUMER;
+            self.outbox
+                .seal(Frame::Owned(frame::close_frame(code, reason)), true);
+            self.wake_reader();
+        }
+    }
+
+    /// Send `pusher:error`.
+    pub fn send_error(&self, error: PusherError) {
+        self.send_text(&messages::error(error));
+    }
+
+    /// Send a Close frame after whatever is queued, then end the connection.
+    pub fn close(&self, code: u16, reason: &str) {
+        self.outbox
+            .seal(Frame::Owned(frame::close_frame(code, reason)), false);
+        self.wake_reader();
+    }
+
+    /// `pusher:error` followed by a Close frame with the same code.
+    pub fn refuse(&self, error: PusherError) {
+        self.send_error(error);
+        self.close(error.code(), error.message());
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.outbox.is_sealed()
+    }
+
+    pub fn touch(&self, now: Instant) {
+        self.last_seen.set(now);
+        self.pinged_at.set(None);
+    }
+
+    pub fn enter_control_mode(&self) {
+        self.control_mode.set(true);
+    }
+
+    /// The heartbeat rule of websocket.md §6.1, checked about once a second.
+    pub fn heartbeat(&self, now: Instant) {
+        if self.is_closing() {
+            return;
+        }
+        let interval = std::time::Duration::from_secs(self.app.config.ping_interval);
+        match self.pinged_at.get() {
+            None if now.duration_since(self.last_seen.get()) >= interval => {
+                crate::debug!(
+                    "[app {}] Connection Pinged {}",
+                    self.app.id(),
+                    self.socket_id
+                );
+                if self.control_mode.get() {
+                    self.send(Frame::Owned(frame::ping_frame(b"")));
+                } else {
+                    self.send_text(messages::PING);
+                }
+                self.pinged_at.set(Some(now));
+            }
+            Some(pinged) if now.duration_since(pinged) >= interval => {
+                crate::debug!(
+                    "[app {}] Connection Pruned {}",
+                    self.app.id(),
+                    self.socket_id
+                );
+                self.refuse(PusherError::PongNotReceived);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn set_reader_waker(&self, waker: &Waker) {
+        self.reader.set(Some(waker.clone()));
+    }
+
+    fn wake_reader(&self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+}

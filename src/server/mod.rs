@@ -1,0 +1,193 @@
+//! Running the server: bind the listeners, start one shard per core, and on each shard
+//! accept connections, keep heartbeats, and drain on shutdown.
+
+pub mod listener;
+pub mod settings;
+pub mod shard;
+
+use std::net::SocketAddr;
+use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shards::{Incoming, Shard, StopHandle};
+
+use crate::app::Apps;
+use crate::config::Config;
+use crate::pusher::errors::close;
+use settings::Settings;
+use shard::ShardState;
+
+/// Messages between shards. Later features (channels, the HTTP API) add variants.
+#[derive(Clone, Debug)]
+pub enum ShardMsg {
+    /// Ask: how many WebSocket connections does this shard hold?
+    CountConnections,
+    /// Answer to `CountConnections`.
+    Count(u64),
+}
+
+/// How often each shard checks its connections' heartbeats.
+const HEARTBEAT_TICK: Duration = Duration::from_secs(1);
+
+/// A server whose listeners are bound and whose shards are about to start.
+pub struct Server {
+    config: Config,
+    shards: usize,
+    listeners: Vec<std::net::TcpListener>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Bind one listener per shard. Errors name the address.
+    pub fn bind(config: Config, shards: usize) -> Result<Server, String> {
+        let (host, port) = (&config.server.host, config.server.port);
+        let (listeners, addr) = listener::bind(host, port, shards)
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        Ok(Server {
+            config,
+            shards,
+            listeners,
+            addr,
+        })
+    }
+
+    /// The address actually bound (the real port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Run until `stop` fires (or SIGINT/SIGTERM when `signals`), then drain and return.
+    pub fn run(self, signals: bool, on_start: impl FnOnce(StopHandle)) -> Result<(), String> {
+        let runtime = shards::Builder::new()
+            .shards(self.shards)
+            .name("shard")
+            .stop_on_signals(signals)
+            .build::<ShardMsg>()
+            .map_err(|e| e.to_string())?;
+        on_start(runtime.stop_handle());
+        let apps = Arc::new(Apps::new(&self.config.apps));
+        let settings = Arc::new(Settings::from_config(&self.config));
+        let fds: Arc<Vec<i32>> = Arc::new(
+            self.listeners
+                .into_iter()
+                .map(|l| l.into_raw_fd())
+                .collect(),
+        );
+        runtime
+            .run(move |shard| {
+                let (apps, settings, fds) = (apps.clone(), settings.clone(), fds.clone());
+                async move {
+                    let fd = fds[shard.id()];
+                    shard_main(shard, fd, apps, settings).await
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+async fn shard_main(
+    shard: Shard<ShardMsg>,
+    listener_fd: i32,
+    apps: Arc<Apps>,
+    settings: Arc<Settings>,
+) {
+    let state = Rc::new(ShardState::new(
+        apps,
+        settings,
+        shard.mesh().clone(),
+        shard.stop_signal(),
+    ));
+    let weak = Rc::downgrade(&state);
+    shard.mesh().serve(move |incoming: Incoming<ShardMsg>| {
+        if let Some(state) = weak.upgrade() {
+            on_shard_message(&state, incoming);
+        }
+    });
+    // SAFETY: the fd is a listening socket bound for this shard alone, handed over once.
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener_fd) };
+    let accepting = glommio::spawn_local(accept_loop(state.clone(), listener));
+    glommio::spawn_local(heartbeat_loop(state.clone())).detach();
+
+    shard.stopped().await;
+    accepting.await;
+    if shard.id() == 0 {
+        let total = state
+            .mesh
+            .map_reduce(ShardMsg::CountConnections, 0, |acc, m| acc + count_of(&m))
+            .await;
+        crate::info!("Gracefully terminating {total} connection(s)");
+    }
+    let (code, reason) = close::SHUTTING_DOWN;
+    let open: Vec<_> = state.connections.borrow().values().cloned().collect();
+    for conn in open {
+        conn.close(code, reason);
+    }
+    let deadline = Instant::now() + state.settings.shutdown_timeout;
+    while !state.connections.borrow().is_empty() && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count_of(msg: &ShardMsg) -> u64 {
+    match msg {
+        ShardMsg::Count(n) => *n,
+        _ => 0,
+    }
+}
+
+fn on_shard_message(state: &ShardState, incoming: Incoming<ShardMsg>) {
+    match incoming.msg {
+        ShardMsg::CountConnections => {
+            if let Some(reply) = incoming.reply {
+                reply.send(ShardMsg::Count(state.connections.borrow().len() as u64));
+            }
+        }
+        ShardMsg::Count(_) => {}
+    }
+}
+
+async fn accept_loop(state: Rc<ShardState>, listener: glommio::net::TcpListener) {
+    let mut warned_at: Option<Instant> = None;
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            state.stop.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                glommio::spawn_local(crate::connection::accept::serve_socket(
+                    state.clone(),
+                    stream,
+                ))
+                .detach();
+            }
+            Some(Err(e)) => {
+                // Out of file descriptors (EMFILE/ENFILE) or a transient error: say so at
+                // most once a minute and back off briefly instead of spinning.
+                if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    crate::warn!(
+                        "shard {}: accept failed: {e} (is the open-files limit too low?)",
+                        state.id
+                    );
+                    warned_at = Some(Instant::now());
+                }
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(state: Rc<ShardState>) {
+    loop {
+        glommio::timer::sleep(HEARTBEAT_TICK).await;
+        let now = Instant::now();
+        for conn in state.connections.borrow().values() {
+            conn.heartbeat(now);
+        }
+    }
+}

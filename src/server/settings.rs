@@ -1,0 +1,25 @@
+//! The server-wide settings a shard needs at run time, taken once from the config.
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Route prefix, "" or "/segment".
+    pub path: String,
+    pub max_request_size: usize,
+    pub outbound_buffer: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            path: config.server.path.clone(),
+            max_request_size: config.server.max_request_size,
+            outbound_buffer: config.server.outbound_buffer,
+            shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
+        }
+    }
+}

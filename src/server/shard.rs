@@ -1,0 +1,60 @@
+//! One shard's state: everything its connections share, owned by its thread alone.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use shards::{Mesh, StopSignal};
+
+use crate::app::Apps;
+use crate::connection::Connection;
+use crate::pusher::socket_id::SocketId;
+use crate::server::settings::Settings;
+use crate::server::ShardMsg;
+
+/// Size of the shard-wide read buffer: every socket on the shard reads into it in turn,
+/// so an idle connection holds no read buffer of its own.
+const SCRATCH: usize = 64 * 1024;
+
+pub struct ShardState {
+    pub id: usize,
+    pub count: usize,
+    pub apps: Arc<Apps>,
+    pub settings: Arc<Settings>,
+    pub mesh: Mesh<ShardMsg>,
+    pub stop: StopSignal,
+    pub connections: RefCell<HashMap<SocketId, Rc<Connection>>>,
+    pub scratch: RefCell<Vec<u8>>,
+}
+
+impl ShardState {
+    pub fn new(
+        apps: Arc<Apps>,
+        settings: Arc<Settings>,
+        mesh: Mesh<ShardMsg>,
+        stop: StopSignal,
+    ) -> ShardState {
+        ShardState {
+            id: mesh.id(),
+            count: mesh.count(),
+            apps,
+            settings,
+            mesh,
+            stop,
+            connections: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(vec![0; SCRATCH]),
+        }
+    }
+
+    /// A socket id owned by this shard and not in use on it.
+    pub fn mint_socket_id(&self) -> SocketId {
+        let connections = self.connections.borrow();
+        loop {
+            let id = SocketId::random(self.id);
+            if !connections.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
