@@ -341,28 +341,24 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let mut draft = draft::Draft::default();
 
-    // 2. TOML file.
-    let (label, text) = match &opts.config_file {
-        Some(path) => (display(path), read_required(path, "--config")?),
-        None => {
-            let path = opts.cwd.join("config.toml");
-            if path.exists() {
-                (display(&path), read_required(&path, "config file")?)
-            } else {
-                (
-                    "embedded default config.toml".to_string(),
-                    EMBEDDED_DEFAULT.to_string(),
-                )
-            }
-        }
+    // 2. TOML file: --config, else ./config.toml, else the embedded default.
+    let cwd_config = opts.cwd.join("config.toml");
+    let (label, text) = if let Some(path) = &opts.config_file {
+        sources.push(format!("config file {}", display(path)));
+        (display(path), read_required(path, "--config")?)
+    } else if cwd_config.exists() {
+        sources.push(format!("config file {}", display(&cwd_config)));
+        (
+            display(&cwd_config),
+            read_required(&cwd_config, "config file")?,
+        )
+    } else {
+        sources.push("embedded default configuration".to_string());
+        (
+            "embedded default config.toml".to_string(),
+            EMBEDDED_DEFAULT.to_string(),
+        )
     };
-    sources.push(
-        if opts.config_file.is_none() && label.starts_with("embedded") {
-            "embedded default configuration".to_string()
-        } else {
-            format!("config file {label}")
-        },
-    );
     toml_file::apply(&text, &label, &mut draft, &mut warnings)?;
 
     // 3. dotenv file (its values lose against the process environment).
