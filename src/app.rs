@@ -10,6 +10,8 @@ use crate::config::AppConfig;
 /// One application and its process-wide live counters.
 #[derive(Debug)]
 pub struct App {
+    /// Position in the app table: how shards name the app to each other.
+    pub index: usize,
     pub config: AppConfig,
     /// Established WebSocket connections of this app on all shards. An atomic, not a
     /// lock: `max_connections` must be exact across shards without a cross-shard
@@ -67,6 +69,7 @@ impl Apps {
             by_key.entry(config.key.clone()).or_insert(index);
             by_id.entry(config.app_id.clone()).or_insert(index);
             apps.push(Arc::new(App {
+                index,
                 config: config.clone(),
                 connections: AtomicU64::new(0),
             }));
@@ -84,6 +87,10 @@ impl Apps {
 
     pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
         self.by_id.get(id).map(|&i| &self.apps[i])
+    }
+
+    pub fn by_index(&self, index: usize) -> &Arc<App> {
+        &self.apps[index]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {

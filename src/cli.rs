@@ -145,23 +145,29 @@ fn start(args: StartArgs) -> ExitCode {
         Some(h) if *h != config.server.host => format!(" ({h})"),
         _ => String::new(),
     };
-    crate::info!(
-        "Starting server on {}:{}{}{hostname}",
-        config.server.host,
-        addr.port(),
-        config.server.path
-    );
-    let ceiling = limits::connection_ceiling(soft, shards);
-    crate::info!(
-        "{shards} shard(s), open-files limit {soft} (hard {hard}): room for about {ceiling} concurrent connections"
-    );
-    if ceiling < 10_000 {
-        crate::warn!(
-            "the open-files limit allows fewer than 10,000 connections; raise it (ulimit -n, \
-             systemd LimitNOFILE=, Supervisor minfds=) for production"
+    // The banner says "ready": print it only once the runtime is built, i.e. once
+    // SIGINT/SIGTERM are handled. Printed earlier, a supervisor (or a test) that stops
+    // the server right after the banner could kill it with the default signal action
+    // instead of a graceful stop with exit code 0.
+    let banner = move |_| {
+        crate::info!(
+            "Starting server on {}:{}{}{hostname}",
+            config.server.host,
+            addr.port(),
+            config.server.path
         );
-    }
-    match server.run(true, |_| {}) {
+        let ceiling = limits::connection_ceiling(soft, shards);
+        crate::info!(
+            "{shards} shard(s), open-files limit {soft} (hard {hard}): room for about {ceiling} concurrent connections"
+        );
+        if ceiling < 10_000 {
+            crate::warn!(
+                "the open-files limit allows fewer than 10,000 connections; raise it (ulimit -n, \
+                 systemd LimitNOFILE=, Supervisor minfds=) for production"
+            );
+        }
+    };
+    match server.run(true, banner) {
         Ok(()) => {
             crate::info!("Stopped");
             ExitCode::SUCCESS

@@ -6,6 +6,7 @@
 pub mod log;
 
 pub mod app;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod connection;

@@ -1,7 +1,9 @@
 //! The cross-shard mesh, measured: what design.md asks for to choose the queue.
 //!
-//! - `ask_round_trip/shards_mesh`: one `ask` from shard 0 to shard 1 and its reply,
-//!   through the shards mesh (glommio shared channels), one at a time.
+//! - `round_trip/*`: one request from the executor on CPU 0 to the one on CPU 1 and
+//!   its answer back, one at a time (so both sides sleep between messages and every
+//!   message is a wake-up): `shards_mesh` is `Mesh::ask`; the other two are a
+//!   ping-pong over the bare queues below.
 //! - `one_way_100k/*`: 100,000 `u64` messages from the executor on CPU 0 to the one on
 //!   CPU 1, timed from the first send to the receipt of the last, through
 //!   - `shards_mesh`: `Mesh::send_to` and a `serve` handler (what the server uses);
@@ -11,7 +13,7 @@
 //!     eventfd wake-up each way (written only when the other side sleeps) read by a
 //!     glommio task through io_uring.
 //!
-//! Every variant uses queues of 1024 messages and two executors pinned to the first
+//! Every variant carries `u64`s, uses queues of 1024 messages and two executors pinned to the first
 //! two allowed CPUs. Run with `cargo bench -p shards --bench mesh`.
 
 use std::cell::Cell;
@@ -103,33 +105,39 @@ fn mesh_one_way(total: u64) -> Duration {
     out[1] - out[0]
 }
 
-/// Two pinned executors, `producer` on the first allowed CPU and `consumer` on the
-/// second; returns (start from the producer, end from the consumer).
-fn pair<P, PF, C, CF>(producer: P, consumer: C) -> Duration
+/// Two pinned executors, `a` on the first allowed CPU and `b` on the second; what
+/// each returned.
+fn pair<A, AF, AT, B, BF, BT>(a: A, b: B) -> (AT, BT)
 where
-    P: FnOnce() -> PF + Send + 'static,
-    PF: std::future::Future<Output = Instant> + 'static,
-    C: FnOnce() -> CF + Send + 'static,
-    CF: std::future::Future<Output = Instant> + 'static,
+    A: FnOnce() -> AF + Send + 'static,
+    AF: std::future::Future<Output = AT> + 'static,
+    AT: Send + 'static,
+    B: FnOnce() -> BF + Send + 'static,
+    BF: std::future::Future<Output = BT> + 'static,
+    BT: Send + 'static,
 {
     let cpus = allowed_cpus().unwrap();
-    let p = LocalExecutorBuilder::new(Placement::Fixed(cpus[0]))
+    let a = LocalExecutorBuilder::new(Placement::Fixed(cpus[0]))
         .io_memory(IO_MEMORY)
-        .spawn(producer)
+        .spawn(a)
         .unwrap();
-    let c = LocalExecutorBuilder::new(Placement::Fixed(cpus[1]))
+    let b = LocalExecutorBuilder::new(Placement::Fixed(cpus[1]))
         .io_memory(IO_MEMORY)
-        .spawn(consumer)
+        .spawn(b)
         .unwrap();
-    let start = p.join().unwrap();
-    let end = c.join().unwrap();
+    (a.join().unwrap(), b.join().unwrap())
+}
+
+/// For one-way runs: the producer returns when it started, the consumer when it
+/// received the last message.
+fn elapsed((start, end): (Instant, Instant)) -> Duration {
     end - start
 }
 
 /// `total` messages through one bare glommio shared channel.
 fn glommio_one_way(total: u64) -> Duration {
     let (tx, rx) = shared_channel::new_bounded::<u64>(CAPACITY);
-    pair(
+    elapsed(pair(
         move || async move {
             let tx = tx.connect().await;
             let start = Instant::now();
@@ -148,7 +156,36 @@ fn glommio_one_way(total: u64) -> Duration {
             }
             Instant::now()
         },
+    ))
+}
+
+/// `iters` ping-pongs over two bare glommio shared channels.
+fn glommio_round_trips(iters: u64) -> Duration {
+    let (ping_tx, ping_rx) = shared_channel::new_bounded::<u64>(CAPACITY);
+    let (pong_tx, pong_rx) = shared_channel::new_bounded::<u64>(CAPACITY);
+    pair(
+        move || async move {
+            let (tx, rx) = (ping_tx.connect().await, pong_rx.connect().await);
+            tx.send(0).await.unwrap();
+            rx.recv().await.unwrap();
+            let start = Instant::now();
+            for n in 0..iters {
+                tx.send(n).await.unwrap();
+                let answer = rx.recv().await.unwrap();
+                debug_assert_eq!(answer, n + 1);
+            }
+            start.elapsed()
+        },
+        move || async move {
+            let (rx, tx) = (ping_rx.connect().await, pong_tx.connect().await);
+            while let Some(n) = rx.recv().await {
+                if tx.send(n + 1).await.is_err() {
+                    break;
+                }
+            }
+        },
     )
+    .0
 }
 
 /// The minimal alternative: a crossbeam `ArrayQueue` plus two eventfds, "data" (the
@@ -214,50 +251,90 @@ fn wake(flag: &AtomicBool, fd: &EventFd) {
     }
 }
 
+impl Link {
+    fn new() -> Arc<Link> {
+        Arc::new(Link {
+            queue: ArrayQueue::new(CAPACITY),
+            consumer_sleeping: AtomicBool::new(false),
+            producer_sleeping: AtomicBool::new(false),
+            data: EventFd::new(),
+            room: EventFd::new(),
+        })
+    }
+
+    /// Producer side; `room` is `self.room.reader()`.
+    async fn send(&self, room: &BufferedFile, mut item: u64) {
+        loop {
+            match self.queue.push(item) {
+                Ok(()) => break,
+                Err(back) => {
+                    item = back;
+                    sleep_on(&self.producer_sleeping, room, || !self.queue.is_full()).await;
+                }
+            }
+        }
+        wake(&self.consumer_sleeping, &self.data);
+    }
+
+    /// Consumer side; `data` is `self.data.reader()`.
+    async fn recv(&self, data: &BufferedFile) -> u64 {
+        loop {
+            if let Some(item) = self.queue.pop() {
+                wake(&self.producer_sleeping, &self.room);
+                return item;
+            }
+            sleep_on(&self.consumer_sleeping, data, || !self.queue.is_empty()).await;
+        }
+    }
+}
+
 fn crossbeam_one_way(total: u64) -> Duration {
-    let link = Arc::new(Link {
-        queue: ArrayQueue::new(CAPACITY),
-        consumer_sleeping: AtomicBool::new(false),
-        producer_sleeping: AtomicBool::new(false),
-        data: EventFd::new(),
-        room: EventFd::new(),
-    });
+    let link = Link::new();
     let (pl, cl) = (link.clone(), link);
-    pair(
+    elapsed(pair(
         move || async move {
             let room = pl.room.reader();
             let start = Instant::now();
             for n in 0..total {
-                let mut item = n;
-                loop {
-                    match pl.queue.push(item) {
-                        Ok(()) => break,
-                        Err(back) => {
-                            item = back;
-                            sleep_on(&pl.producer_sleeping, &room, || !pl.queue.is_full()).await;
-                        }
-                    }
-                }
-                wake(&pl.consumer_sleeping, &pl.data);
+                pl.send(&room, n).await;
             }
             start
         },
         move || async move {
             let data = cl.data.reader();
-            let mut expected = 0;
-            while expected < total {
-                while let Some(n) = cl.queue.pop() {
-                    debug_assert_eq!(n, expected);
-                    expected += 1;
-                    wake(&cl.producer_sleeping, &cl.room);
-                }
-                if expected < total {
-                    sleep_on(&cl.consumer_sleeping, &data, || !cl.queue.is_empty()).await;
-                }
+            for expected in 0..total {
+                let n = cl.recv(&data).await;
+                debug_assert_eq!(n, expected);
             }
             Instant::now()
         },
+    ))
+}
+
+/// `iters` ping-pongs over two crossbeam + eventfd links.
+fn crossbeam_round_trips(iters: u64) -> Duration {
+    let (ping, pong) = (Link::new(), Link::new());
+    let (ping_a, pong_a) = (ping.clone(), pong.clone());
+    pair(
+        move || async move {
+            let (room, data) = (ping_a.room.reader(), pong_a.data.reader());
+            let start = Instant::now();
+            for n in 0..iters {
+                ping_a.send(&room, n).await;
+                let answer = pong_a.recv(&data).await;
+                debug_assert_eq!(answer, n + 1);
+            }
+            start.elapsed()
+        },
+        move || async move {
+            let (data, room) = (ping.data.reader(), pong.room.reader());
+            for _ in 0..iters {
+                let n = ping.recv(&data).await;
+                pong.send(&room, n + 1).await;
+            }
+        },
     )
+    .0
 }
 
 /// `iters` repetitions of `one(MESSAGES)`, their times added up (each repetition starts
@@ -271,10 +348,16 @@ fn bench(c: &mut Criterion) {
         eprintln!("the mesh benchmarks need 2 CPUs; skipped");
         return;
     }
-    let mut ask = c.benchmark_group("ask_round_trip");
-    ask.throughput(Throughput::Elements(1));
-    ask.bench_function("shards_mesh", |b| b.iter_custom(mesh_asks));
-    ask.finish();
+    let mut round_trip = c.benchmark_group("round_trip");
+    round_trip.throughput(Throughput::Elements(1));
+    round_trip.bench_function("shards_mesh", |b| b.iter_custom(mesh_asks));
+    round_trip.bench_function("glommio_shared_channel", |b| {
+        b.iter_custom(glommio_round_trips)
+    });
+    round_trip.bench_function("crossbeam_eventfd", |b| {
+        b.iter_custom(crossbeam_round_trips)
+    });
+    round_trip.finish();
 
     let mut one_way = c.benchmark_group("one_way_100k");
     one_way.throughput(Throughput::Elements(MESSAGES));

@@ -7,7 +7,7 @@
 //! Replies never wait: one that finds its queue full is parked in a per-target outbox
 //! that a local task drains in order, so a handler never blocks its receiving task.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -16,6 +16,10 @@ use std::task::{Poll, Waker};
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::GlommioError;
+
+/// A receiving task checks whether it should yield to the shard's other tasks after
+/// this many messages in a row.
+const YIELD_CHECK_EVERY: u32 = 16;
 
 /// What travels on a queue.
 pub(crate) enum Envelope<M> {
@@ -116,7 +120,6 @@ impl<M: Send + 'static> Drop for Reply<M> {
 }
 
 type Handler<M> = Rc<dyn Fn(Incoming<M>)>;
-type Sender<M> = Rc<ConnectedSender<Envelope<M>>>;
 
 struct PendingAsk<M> {
     /// The shard asked, so its departure can fail this ask.
@@ -129,9 +132,9 @@ struct PendingAsk<M> {
 pub(crate) struct MeshCore<M: Send + 'static> {
     pub(crate) id: usize,
     pub(crate) count: usize,
-    /// `senders[to]`, `None` for this shard itself; empty before the mesh is connected
-    /// and after it closed.
-    senders: RefCell<Vec<Option<Sender<M>>>>,
+    /// `senders[to]`, `None` for this shard itself; unset before the mesh is connected.
+    /// Closed (not removed) by `close`.
+    senders: OnceCell<Vec<Option<ConnectedSender<Envelope<M>>>>>,
     /// Peers whose queue to this shard ended: they stopped and will never reply.
     gone: RefCell<Vec<bool>>,
     handler: RefCell<Option<Handler<M>>>,
@@ -140,7 +143,8 @@ pub(crate) struct MeshCore<M: Send + 'static> {
     pending: RefCell<HashMap<u64, PendingAsk<M>>>,
     next_ask: Cell<u64>,
     full_events: Cell<u64>,
-    /// Replies that found their queue full, per target, drained by one local task each.
+    /// Envelopes (replies, posts) that found their queue full, per target, drained in
+    /// order by one local task each.
     outbox: RefCell<Vec<VecDeque<Envelope<M>>>>,
     flushing: RefCell<Vec<bool>>,
     closed: Cell<bool>,
@@ -151,7 +155,7 @@ impl<M: Send + 'static> MeshCore<M> {
         MeshCore {
             id,
             count,
-            senders: RefCell::new(Vec::new()),
+            senders: OnceCell::new(),
             gone: RefCell::new(vec![false; count]),
             handler: RefCell::new(None),
             early: RefCell::new(VecDeque::new()),
@@ -170,19 +174,26 @@ impl<M: Send + 'static> MeshCore<M> {
             for sender in senders.iter().flatten() {
                 sender.close();
             }
-            return;
         }
-        *self.senders.borrow_mut() = senders.into_iter().map(|s| s.map(Rc::new)).collect();
+        if self.senders.set(senders).is_err() {
+            unreachable!("the mesh is connected once");
+        }
     }
 
     /// Run the task that receives from shard `from` until that shard closes its end.
     pub(crate) fn spawn_receiver(self: &Rc<Self>, from: usize, rx: ConnectedReceiver<Envelope<M>>) {
         let core = self.clone();
         glommio::spawn_local(async move {
+            let mut until_yield_check = YIELD_CHECK_EVERY;
             while let Some(envelope) = rx.recv().await {
                 dispatch(&core, from, envelope);
-                // A flood from one peer must not starve this shard's other tasks.
-                glommio::yield_if_needed().await;
+                // A flood from one peer must not starve this shard's other tasks (the
+                // check is cheap but not free, so not after every message).
+                until_yield_check -= 1;
+                if until_yield_check == 0 {
+                    until_yield_check = YIELD_CHECK_EVERY;
+                    glommio::yield_if_needed().await;
+                }
             }
             core.peer_gone(from);
         })
@@ -193,8 +204,8 @@ impl<M: Send + 'static> MeshCore<M> {
         self.full_events.get()
     }
 
-    fn sender(&self, to: usize) -> Option<Sender<M>> {
-        self.senders.borrow().get(to).and_then(|s| s.clone())
+    fn sender(&self, to: usize) -> Option<&ConnectedSender<Envelope<M>>> {
+        self.senders.get()?.get(to)?.as_ref()
     }
 
     fn is_gone(&self, to: usize) -> bool {
@@ -241,7 +252,13 @@ impl<M: Send + 'static> MeshCore<M> {
         if self.closed.get() || std::thread::panicking() {
             return;
         }
-        let envelope = Envelope::Reply(id, answer);
+        self.enqueue_ordered(to, Envelope::Reply(id, answer));
+    }
+
+    /// Queue an envelope for `to` without waiting, after everything queued before it:
+    /// straight into the channel when it has room and nothing is parked, else parked
+    /// and sent in order by one local task per target.
+    fn enqueue_ordered(self: &Rc<Self>, to: usize, envelope: Envelope<M>) {
         if self.flushing.borrow()[to] {
             self.outbox.borrow_mut()[to].push_back(envelope);
             return;
@@ -257,7 +274,12 @@ impl<M: Send + 'static> MeshCore<M> {
         }
     }
 
-    /// Send the parked replies to `to`, in order, waiting for room.
+    /// Whether envelopes to `to` are parked: a direct send now would overtake them.
+    fn is_flushing(&self, to: usize) -> bool {
+        self.flushing.borrow()[to]
+    }
+
+    /// Send the parked envelopes to `to`, in order, waiting for room.
     async fn flush(&self, to: usize) {
         loop {
             let next = self.outbox.borrow_mut()[to].pop_front();
@@ -314,11 +336,9 @@ impl<M: Send + 'static> MeshCore<M> {
         if self.closed.replace(true) {
             return;
         }
-        let senders = std::mem::take(&mut *self.senders.borrow_mut());
-        for sender in senders.iter().flatten() {
+        for sender in self.senders.get().into_iter().flatten().flatten() {
             sender.close();
         }
-        drop(senders);
         let handler = self.handler.borrow_mut().take();
         drop(handler);
         let early = std::mem::take(&mut *self.early.borrow_mut());
@@ -441,10 +461,34 @@ impl<M: Send + 'static> Mesh<M> {
                 .local(Envelope::Tell(msg))
                 .map_err(|e| SendError::Closed(unwrap_tell(e)));
         }
+        if self.core.is_flushing(to) {
+            // Behind parked posts: queue after them so this shard's order to `to` holds.
+            self.core.enqueue_ordered(to, Envelope::Tell(msg));
+            return Ok(());
+        }
         self.core
             .raw_send(to, Envelope::Tell(msg))
             .await
             .map_err(|e| SendError::Closed(unwrap_tell(e)))
+    }
+
+    /// Send `msg` to shard `to` without ever waiting and in order with everything this
+    /// shard sent there before. When the queue is full the message is parked locally
+    /// (unbounded, drained in order by a local task) — for handlers and other code
+    /// that cannot wait. Posting to this shard itself runs the handler on a new task.
+    pub fn post(&self, to: usize, msg: M) {
+        if to >= self.core.count || self.core.closed.get() {
+            return;
+        }
+        if to == self.core.id {
+            let core = self.core.clone();
+            glommio::spawn_local(async move {
+                let _ = core.local(Envelope::Tell(msg));
+            })
+            .detach();
+            return;
+        }
+        self.core.enqueue_ordered(to, Envelope::Tell(msg));
     }
 
     /// Send without waiting: `Full` gives the message back when the queue is full.
@@ -505,6 +549,8 @@ impl<M: Send + 'static> Mesh<M> {
             if core.local(Envelope::Ask(id, msg)).is_err() {
                 return Err(NoReply);
             }
+        } else if core.is_flushing(to) {
+            core.enqueue_ordered(to, Envelope::Ask(id, msg));
         } else if core.raw_send(to, Envelope::Ask(id, msg)).await.is_err() {
             return Err(NoReply);
         }

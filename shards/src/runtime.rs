@@ -42,7 +42,7 @@ pub enum Error {
     NoShards,
     /// The kernel refused what glommio needs (io_uring, locked memory, a thread).
     Start(String),
-    /// A shard panicked (the first one to, by id); the others were aborted.
+    /// A shard panicked (this is the first one that did); the others were aborted.
     ShardPanicked(usize),
 }
 
@@ -93,13 +93,14 @@ impl Builder {
         self
     }
 
-    /// Capacity of each (from, to) queue, in messages.
+    /// Capacity of each (from, to) queue, in messages, rounded up to a power of two.
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = capacity.max(1);
         self
     }
 
-    /// Thread name prefix (threads are named `{name}-{id}`).
+    /// Thread name prefix: shard threads are named `{name}-{id}` (Linux keeps the first
+    /// 15 bytes).
     pub fn name(mut self, name: &str) -> Builder {
         self.name = name.into();
         self

@@ -164,11 +164,13 @@ impl StopListener {
     pub(crate) async fn aborted(&self) {
         poll_fn(|cx| {
             if self.aborted.get() {
-                Poll::Ready(())
-            } else {
-                *self.abort_waiter.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
+                return Poll::Ready(());
             }
+            let mut waiter = self.abort_waiter.borrow_mut();
+            if !waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waiter = Some(cx.waker().clone());
+            }
+            Poll::Pending
         })
         .await
     }

@@ -54,6 +54,7 @@ pub async fn serve_socket(shard: Rc<ShardState>, mut stream: TcpStream) {
             }
             Some(Ok(request)) => request,
         };
+        let mut close = request.wants_close();
         let response = match route(&shard.settings.path, request.path()) {
             Route::WebSocket { key } => match handshake::accept(&request) {
                 Ok(switching) => {
@@ -72,9 +73,13 @@ pub async fn serve_socket(shard: Rc<ShardState>, mut stream: TcpStream) {
                 Response::json(200, r#"{"health":"OK"}"#)
             }
             Route::Up => Response::text(405, "Method not allowed.").with_header("Allow", "GET"),
-            Route::NotFound => Response::text(404, "Not found."),
+            Route::NotFound => {
+                // websocket.md §2: other paths get 404 and the socket is closed (a
+                // WebSocket client that asked for an upgrade must not be left waiting).
+                close = true;
+                Response::text(404, "Not found.")
+            }
         };
-        let close = request.wants_close();
         if write_response(&mut stream, &request, &response, close)
             .await
             .is_err()

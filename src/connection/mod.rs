@@ -8,8 +8,10 @@ pub mod accept;
 pub mod outbox;
 pub mod protocol;
 pub mod session;
+pub mod signin;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -23,6 +25,15 @@ use crate::pusher::socket_id::SocketId;
 use crate::ws::frame;
 use outbox::{Frame, Outbox, Pushed};
 
+/// What the connection holds for one channel it is subscribed to.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// `channel_data.user_id` (any channel kind): added to relayed client events.
+    pub user_id: Option<serde_json::Value>,
+    /// The presence member key, when this subscription is a presence member.
+    pub presence_key: Option<String>,
+}
+
 pub struct Connection {
     pub socket_id: SocketId,
     pub app: Arc<App>,
@@ -34,6 +45,9 @@ pub struct Connection {
     /// The client has sent a control frame: ping it with WebSocket Ping frames.
     control_mode: Cell<bool>,
     pub rate: RefCell<RateWindow>,
+    pub subscriptions: RefCell<HashMap<Arc<str>, Subscription>>,
+    /// The user id bound by `pusher:signin`, if any.
+    pub user: RefCell<Option<String>>,
     /// The reader task, woken when someone else decides to close the connection.
     reader: Cell<Option<Waker>>,
 }
@@ -48,6 +62,8 @@ impl Connection {
             pinged_at: Cell::new(None),
             control_mode: Cell::new(false),
             rate: RefCell::new(RateWindow::default()),
+            subscriptions: RefCell::new(HashMap::new()),
+            user: RefCell::new(None),
             reader: Cell::new(None),
         }
     }
@@ -88,6 +104,11 @@ impl Connection {
     pub fn refuse(&self, error: PusherError) {
         self.send_error(error);
         self.close(error.code(), error.message());
+    }
+
+    /// The user this connection signed in as.
+    pub fn signed_in_user(&self) -> Option<String> {
+        self.user.borrow().clone()
     }
 
     pub fn is_closing(&self) -> bool {

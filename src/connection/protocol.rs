@@ -3,11 +3,14 @@
 //! events and client events.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Connection;
+use super::{signin, Connection};
+use crate::channels::publish::{publish, Delivery};
+use crate::channels::subscribe;
 use crate::config::ClientEvents;
 use crate::pusher::errors::PusherError;
 use crate::pusher::messages;
@@ -16,7 +19,7 @@ use crate::server::shard::ShardState;
 /// Longest message text shown in `--debug` lines.
 const DEBUG_PREVIEW: usize = 200;
 
-pub fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: &[u8]) {
+pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: &[u8]) {
     crate::debug!(
         "[shard {}] [app {}] Message Received {} {}",
         shard.id,
@@ -44,6 +47,7 @@ pub fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: &[u8])
         return conn.send_error(PusherError::InvalidMessage);
     };
     if let Some(protocol_event) = event.strip_prefix("pusher:") {
+        let data = message.get("data").unwrap_or(&Value::Null);
         match protocol_event {
             "ping" => conn.send_text(messages::PONG),
             "pong" => {}
@@ -51,11 +55,14 @@ pub fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: &[u8])
                 conn.socket_id,
                 conn.app.config.activity_timeout,
             )),
+            "subscribe" => subscribe::subscribe(shard, conn, data).await,
+            "unsubscribe" => subscribe::unsubscribe(shard, conn, data),
+            "signin" => signin::signin(conn, data),
             _ => conn.send_error(PusherError::InvalidMessage),
         }
         return;
     }
-    on_client_event(conn, &event, &message);
+    on_client_event(shard, conn, &event, message).await;
 }
 
 /// Parse a message: a JSON object with a non-empty string `event`; a `data` string that
@@ -75,25 +82,54 @@ fn parse(payload: &[u8]) -> Option<(String, serde_json::Map<String, Value>)> {
     }
 }
 
-/// Client events (websocket.md §11). Channels are not subscribable yet, so in
-/// `members` mode no sender is a member.
-fn on_client_event(conn: &Connection, event: &str, message: &serde_json::Map<String, Value>) {
-    let channel_ok = matches!(message.get("channel"), Some(Value::String(_)));
-    let data_ok = matches!(
+/// Client events (websocket.md §11): relayed to the channel's other subscribers on
+/// every shard, never echoed to the sender.
+async fn on_client_event(
+    shard: &ShardState,
+    conn: &Connection,
+    event: &str,
+    mut message: serde_json::Map<String, Value>,
+) {
+    let channel = match message.get("channel") {
+        Some(Value::String(channel)) => channel.clone(),
+        _ => return conn.send_error(PusherError::InvalidMessage),
+    };
+    if !matches!(
         message.get("data"),
         None | Some(Value::Object(_) | Value::Array(_) | Value::Null)
-    );
-    if !channel_ok || !data_ok {
+    ) {
         return conn.send_error(PusherError::InvalidMessage);
     }
     if !event.starts_with("client-") {
         return;
     }
-    match &conn.app.config.accept_client_events_from {
-        ClientEvents::Disabled(_) => conn.send_error(PusherError::ClientEventsDisabled),
-        ClientEvents::Members => conn.send_error(PusherError::NotAMember),
-        ClientEvents::All => {}
-    }
+    let relayed = match &conn.app.config.accept_client_events_from {
+        ClientEvents::Disabled(_) => return conn.send_error(PusherError::ClientEventsDisabled),
+        ClientEvents::Members => {
+            let user_id = match conn.subscriptions.borrow().get(channel.as_str()) {
+                None => return conn.send_error(PusherError::NotAMember),
+                Some(subscription) => subscription.user_id.clone(),
+            };
+            let mut out = serde_json::Map::new();
+            out.insert("event".into(), event.into());
+            out.insert("channel".into(), channel.as_str().into());
+            out.insert("data".into(), message.remove("data").unwrap_or(Value::Null));
+            if let Some(user_id) = user_id {
+                out.insert("user_id".into(), user_id);
+            }
+            out
+        }
+        // Relayed as received (after the data decoding), without user_id.
+        ClientEvents::All => message,
+    };
+    let json = Value::Object(relayed).to_string();
+    let delivery = Delivery::new(
+        conn.app.index,
+        Arc::from(channel.as_str()),
+        &json,
+        Some(conn.socket_id),
+    );
+    publish(shard, delivery).await;
 }
 
 fn preview(payload: &[u8]) -> String {

@@ -126,6 +126,7 @@ async fn drive(
     }
     shutdown_both(&stream);
     if admitted {
+        crate::channels::subscribe::leave_all(shard, &conn);
         shard.connections.borrow_mut().remove(&conn.socket_id);
         conn.app.release();
         crate::debug!(
@@ -157,7 +158,7 @@ async fn read_loop(
             conn.touch(Instant::now());
         }
         for message in messages.drain(..) {
-            on_frame(shard, conn, message);
+            on_frame(shard, conn, message).await;
         }
         if let Err(violation) = outcome {
             conn.close(violation.close_code(), violation.reason());
@@ -238,13 +239,13 @@ fn decode_slice(
     }
 }
 
-fn on_frame(shard: &Rc<ShardState>, conn: &Rc<Connection>, message: Message) {
+async fn on_frame(shard: &Rc<ShardState>, conn: &Rc<Connection>, message: Message) {
     if conn.is_closing() {
         return;
     }
     match message {
         Message::Text(payload) | Message::Binary(payload) => {
-            super::protocol::on_message(shard, conn, &payload)
+            super::protocol::on_message(shard, conn, &payload).await
         }
         Message::Ping(payload) => {
             crate::debug!(

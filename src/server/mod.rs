@@ -14,14 +14,36 @@ use std::time::{Duration, Instant};
 use shards::{Incoming, Shard, StopHandle};
 
 use crate::app::Apps;
+use crate::channels::presence::Joiner;
+use crate::channels::publish::{deliver_local, Delivery};
+use crate::channels::subscribe::on_owner_message;
 use crate::config::Config;
 use crate::pusher::errors::close;
+use crate::pusher::socket_id::SocketId;
 use settings::Settings;
 use shard::ShardState;
 
-/// Messages between shards. Later features (channels, the HTTP API) add variants.
+/// Messages between shards.
 #[derive(Clone, Debug)]
 pub enum ShardMsg {
+    /// A broadcast for this shard's subscribers (one per shard, never per subscriber).
+    Deliver(Arc<Delivery>),
+    /// Ask the presence owner: record this socket joining; answered with a snapshot.
+    PresenceJoin {
+        app: usize,
+        channel: Arc<str>,
+        socket: SocketId,
+        joiner: Option<Joiner>,
+    },
+    /// Tell the presence owner: this socket left.
+    PresenceLeave {
+        app: usize,
+        channel: Arc<str>,
+        socket: SocketId,
+        key: String,
+    },
+    /// Answer to `PresenceJoin`: the member snapshot as JSON text.
+    PresenceSnapshot(String),
     /// Ask: how many WebSocket connections does this shard hold?
     CountConnections,
     /// Answer to `CountConnections`.
@@ -139,13 +161,21 @@ fn count_of(msg: &ShardMsg) -> u64 {
 }
 
 fn on_shard_message(state: &ShardState, incoming: Incoming<ShardMsg>) {
-    match incoming.msg {
-        ShardMsg::CountConnections => {
-            if let Some(reply) = incoming.reply {
-                reply.send(ShardMsg::Count(state.connections.borrow().len() as u64));
-            }
+    let answer = match incoming.msg {
+        ShardMsg::Deliver(delivery) => {
+            deliver_local(state, &delivery);
+            None
         }
-        ShardMsg::Count(_) => {}
+        msg @ (ShardMsg::PresenceJoin { .. } | ShardMsg::PresenceLeave { .. }) => {
+            on_owner_message(state, msg)
+        }
+        ShardMsg::CountConnections => {
+            Some(ShardMsg::Count(state.connections.borrow().len() as u64))
+        }
+        ShardMsg::Count(_) | ShardMsg::PresenceSnapshot(_) => None,
+    };
+    if let (Some(reply), Some(answer)) = (incoming.reply, answer) {
+        reply.send(answer);
     }
 }
 
@@ -189,5 +219,6 @@ async fn heartbeat_loop(state: Rc<ShardState>) {
         for conn in state.connections.borrow().values() {
             conn.heartbeat(now);
         }
+        state.cache.borrow_mut().purge(now);
     }
 }

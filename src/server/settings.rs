@@ -11,6 +11,8 @@ pub struct Settings {
     pub max_request_size: usize,
     pub outbound_buffer: usize,
     pub shutdown_timeout: Duration,
+    /// Pusher's limits on names and sizes (config.md `pusher_limits`).
+    pub pusher_limits: bool,
 }
 
 impl Settings {
@@ -20,6 +22,7 @@ impl Settings {
             max_request_size: config.server.max_request_size,
             outbound_buffer: config.server.outbound_buffer,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
+            pusher_limits: config.server.pusher_limits,
         }
     }
 }

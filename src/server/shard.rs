@@ -8,6 +8,9 @@ use std::sync::Arc;
 use shards::{Mesh, StopSignal};
 
 use crate::app::Apps;
+use crate::channels::cache::EventCache;
+use crate::channels::presence::PresenceBook;
+use crate::channels::registry::Registry;
 use crate::connection::Connection;
 use crate::pusher::socket_id::SocketId;
 use crate::server::settings::Settings;
@@ -26,6 +29,12 @@ pub struct ShardState {
     pub stop: StopSignal,
     pub connections: RefCell<HashMap<SocketId, Rc<Connection>>>,
     pub scratch: RefCell<Vec<u8>>,
+    /// Local subscribers per channel.
+    pub registry: RefCell<Registry>,
+    /// Last events of cache channels.
+    pub cache: RefCell<EventCache>,
+    /// Presence members of the channels this shard owns.
+    pub presence: RefCell<PresenceBook>,
 }
 
 impl ShardState {
@@ -44,6 +53,9 @@ impl ShardState {
             stop,
             connections: RefCell::new(HashMap::new()),
             scratch: RefCell::new(vec![0; SCRATCH]),
+            registry: RefCell::new(Registry::default()),
+            cache: RefCell::new(EventCache::default()),
+            presence: RefCell::new(PresenceBook::default()),
         }
     }
 

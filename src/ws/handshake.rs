@@ -53,9 +53,10 @@ mod tests {
         assert!(is_valid_key("dGhlIHNhbXBsZSBub25jZQ=="));
         assert!(!is_valid_key("dGhlIHNhbXBsZSBub25jZQ"));
         assert!(!is_valid_key("not a key at all!!!!!!=="));
+        // RFC 6455 §1.3: the sample key's accept value (the test had a wrong constant).
         assert_eq!(
             tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzk5xmYOo+Q="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -21,6 +21,7 @@ pub struct Client {
 pub enum Received {
     Json(Value),
     Ping(Vec<u8>),
+    Pong(Vec<u8>),
     Close(Option<(u16, String)>),
     /// The server closed the TCP connection (or reset it) without a close frame.
     Gone,
@@ -83,7 +84,8 @@ impl Client {
                 }
                 Ok(Message::Binary(b)) => panic!("server sent a binary frame: {b:?}"),
                 Ok(Message::Ping(p)) => break Received::Ping(p.to_vec()),
-                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
+                Ok(Message::Pong(p)) => break Received::Pong(p.to_vec()),
+                Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(frame)) => {
                     break Received::Close(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
                 }
@@ -153,6 +155,23 @@ impl Client {
         self.send_json(&serde_json::json!({"event": "pusher:ping", "data": {}}));
         let msg = self.recv_json();
         assert_eq!(msg, serde_json::json!({"event": "pusher:pong"}));
+    }
+
+    /// Send a WebSocket Ping frame and wait for the Pong with the same payload (which
+    /// also proves the connection is open without sending a counted message).
+    pub fn control_ping(&mut self, payload: &[u8]) {
+        self.ws
+            .send(Message::Ping(payload.to_vec().into()))
+            .expect("send ping");
+        match self.recv_within(RECV_TIMEOUT) {
+            Received::Pong(p) => assert_eq!(p, payload, "pong payload"),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+
+    /// Send a binary message.
+    pub fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::binary(bytes.to_vec())).expect("send");
     }
 
     /// Send a raw close code (used to test the echo rule).

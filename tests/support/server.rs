@@ -205,6 +205,11 @@ impl TestServer {
         )
     }
 
+    /// `ws://` URL of any path on this server (e.g. `/ws/app/app-key`).
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("ws://127.0.0.1:{}{path_and_query}", self.port)
+    }
+
     /// A WebSocket client connected to `/app/{key}` (the handshake done, nothing read).
     pub fn connect(&self, key: &str) -> Client {
         Client::connect(&self.ws_url(key), &[])
@@ -241,6 +246,44 @@ impl TestServer {
                     "server did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
                     self.logs().join("\n")
                 );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait until a log line contains `needle`; false if none did within `within`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.logs().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send a signal without waiting (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Wait for the process to exit by itself; None if it is still running after
+    /// `within` (it is then killed).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
