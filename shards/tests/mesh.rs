@@ -432,3 +432,43 @@ fn a_single_shard_runs_without_a_mesh() {
         vec![(vec![1, 2, 4, 10], 0, Ok(5), 11, Err(SendError::Closed(5)))]
     );
 }
+
+/// `post` never waits, yet everything shard 0 sends to shard 1 — posts mixed with
+/// awaited sends, through a 4-message queue that is full most of the time — arrives in
+/// the order it was sent.
+#[test]
+fn post_keeps_order_with_send_to_through_a_full_queue() {
+    const N: u64 = 10_000;
+    let results = within(DEADLINE, || {
+        Builder::new()
+            .shards(2)
+            .queue_capacity(4)
+            .build::<u64>()
+            .unwrap()
+            .run(|shard| async move {
+                let got = Rc::new(RefCell::new(Vec::new()));
+                let sink = got.clone();
+                let stop = shard.stop_handle();
+                shard.mesh().serve(move |incoming| {
+                    sink.borrow_mut().push(incoming.msg);
+                    if incoming.msg == N - 1 {
+                        stop.stop();
+                    }
+                });
+                if shard.id() == 0 {
+                    for i in 0..N {
+                        if i % 3 == 0 {
+                            shard.mesh().send_to(1, i).await.unwrap();
+                        } else {
+                            shard.mesh().post(1, i);
+                        }
+                    }
+                }
+                shard.stopped().await;
+                let got = got.borrow().clone();
+                got
+            })
+            .unwrap()
+    });
+    assert_eq!(results[1], (0..N).collect::<Vec<_>>());
+}
