@@ -5,6 +5,7 @@
 #[macro_use]
 pub mod log;
 
+pub mod api;
 pub mod app;
 pub mod channels;
 pub mod cli;

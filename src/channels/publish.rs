@@ -80,6 +80,7 @@ pub fn deliver_local(state: &ShardState, delivery: &Delivery) {
 /// Publish from a task that may wait: a full queue to another shard slows this
 /// publisher down (back-pressure) instead of dropping or reordering.
 pub async fn publish(state: &ShardState, delivery: Delivery) {
+    log_broadcast(state, &delivery);
     let delivery = Arc::new(delivery);
     deliver_local(state, &delivery);
     for to in (0..state.count).filter(|&to| to != state.id) {
@@ -93,11 +94,21 @@ pub async fn publish(state: &ShardState, delivery: Delivery) {
 
 /// Publish from code that cannot wait (mesh handlers): in order, never blocking.
 pub fn publish_now(state: &ShardState, delivery: Delivery) {
+    log_broadcast(state, &delivery);
     let delivery = Arc::new(delivery);
     deliver_local(state, &delivery);
     for to in (0..state.count).filter(|&to| to != state.id) {
         state.mesh.post(to, ShardMsg::Deliver(delivery.clone()));
     }
+}
+
+/// The key order of an event published through the HTTP API (websocket.md §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrder {
+    /// `event, data, channel` (`POST …/events`).
+    Event,
+    /// `event, channel, data` (`POST …/batch_events`).
+    Batch,
 }
 
 /// The in-process publish entry point (the HTTP API's triggers): `event` with `data`
@@ -109,12 +120,18 @@ pub async fn publish_event(
     event: &str,
     data: &str,
     except: Option<SocketId>,
+    order: KeyOrder,
 ) {
     for channel in channels {
         let mut message = Map::new();
         message.insert("event".into(), event.into());
+        if order == KeyOrder::Batch {
+            message.insert("channel".into(), channel.as_str().into());
+        }
         message.insert("data".into(), data.into());
-        message.insert("channel".into(), channel.as_str().into());
+        if order == KeyOrder::Event {
+            message.insert("channel".into(), channel.as_str().into());
+        }
         let json = Value::Object(message).to_string();
         publish(
             state,
@@ -122,4 +139,28 @@ pub async fn publish_event(
         )
         .await;
     }
+}
+
+fn log_broadcast(state: &ShardState, delivery: &Delivery) {
+    if crate::log::debug_enabled() {
+        let json = frame_payload(&delivery.frame);
+        crate::debug!(
+            "[shard {}] [app {}] Broadcasting To {} {}",
+            state.id,
+            state.apps.by_index(delivery.app).id(),
+            delivery.channel,
+            crate::connection::protocol::preview(json)
+        );
+    }
+}
+
+/// The payload of an unmasked, unfragmented server frame: what follows its 2-, 4- or
+/// 10-byte header.
+pub fn frame_payload(frame: &[u8]) -> &[u8] {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.get(header..).unwrap_or_default()
 }

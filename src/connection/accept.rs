@@ -21,7 +21,13 @@ const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(30);
 /// Where a request goes.
 enum Route<'a> {
     Up,
-    WebSocket { key: &'a str },
+    WebSocket {
+        key: &'a str,
+    },
+    /// The HTTP API; the path after the server prefix.
+    Api {
+        rest: &'a str,
+    },
     NotFound,
 }
 
@@ -73,6 +79,7 @@ pub async fn serve_socket(shard: Rc<ShardState>, mut stream: TcpStream) {
                 Response::json(200, r#"{"health":"OK"}"#)
             }
             Route::Up => Response::text(405, "Method not allowed.").with_header("Allow", "GET"),
+            Route::Api { rest } => crate::api::handle(&shard, &request, rest).await,
             Route::NotFound => {
                 // websocket.md §2: other paths get 404 and the socket is closed (a
                 // WebSocket client that asked for an upgrade must not be left waiting).
@@ -97,6 +104,9 @@ fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
     };
     if rest == "/up" {
         return Route::Up;
+    }
+    if crate::api::routes::is_api_path(rest) {
+        return Route::Api { rest };
     }
     match rest.strip_prefix("/app/") {
         Some(key) if !key.is_empty() && !key.contains('/') => Route::WebSocket { key },

@@ -70,6 +70,12 @@ impl Connection {
 
     /// Queue a text message (an owned frame).
     pub fn send_text(&self, text: &str) {
+        crate::debug!(
+            "[app {}] Message Sent {} {}",
+            self.app.id(),
+            self.socket_id,
+            crate::connection::protocol::preview(text.as_bytes())
+        );
         self.send(Frame::Owned(frame::text_frame(text.as_bytes())));
     }
 

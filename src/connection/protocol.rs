@@ -132,7 +132,8 @@ async fn on_client_event(
     publish(shard, delivery).await;
 }
 
-fn preview(payload: &[u8]) -> String {
+/// A message cut to 200 characters for `--debug` lines.
+pub fn preview(payload: &[u8]) -> String {
     let text = String::from_utf8_lossy(payload);
     match text.char_indices().nth(DEBUG_PREVIEW) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

@@ -166,6 +166,13 @@ async fn read_loop(
         if conn.is_closing() {
             return;
         }
+        if conn.outbox.queued_bytes() > 0 {
+            // Let the writer flush what these messages queued before reading more:
+            // reads complete synchronously while input is waiting, so without this turn
+            // a client that pipelines requests (and reads every answer) fills its outbox
+            // faster than the writer ever runs and is closed as a slow consumer.
+            futures_lite::future::yield_now().await;
+        }
         fresh = match read_into_scratch(shard, conn, stream).await {
             Some(0) | None => return,
             Some(n) => n,

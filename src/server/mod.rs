@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use shards::{Incoming, Shard, StopHandle};
 
+use crate::api::stats::{self, ShardStats, StatsFilter};
 use crate::app::Apps;
 use crate::channels::presence::Joiner;
 use crate::channels::publish::{deliver_local, Delivery};
@@ -44,6 +45,16 @@ pub enum ShardMsg {
     },
     /// Answer to `PresenceJoin`: the member snapshot as JSON text.
     PresenceSnapshot(String),
+    /// Ask the presence owner: the members' user ids, in join order.
+    PresenceUsers { app: usize, channel: Arc<str> },
+    /// Answer to `PresenceUsers`.
+    Users(Vec<serde_json::Value>),
+    /// Ask every shard: its part of the channel statistics.
+    ChannelStats { app: usize, filter: StatsFilter },
+    /// Answer to `ChannelStats`.
+    Stats(ShardStats),
+    /// Ask every shard: close the connections of this user (answered with `Count`).
+    Terminate { app: usize, user: String },
     /// Ask: how many WebSocket connections does this shard hold?
     CountConnections,
     /// Answer to `CountConnections`.
@@ -172,7 +183,19 @@ fn on_shard_message(state: &ShardState, incoming: Incoming<ShardMsg>) {
         ShardMsg::CountConnections => {
             Some(ShardMsg::Count(state.connections.borrow().len() as u64))
         }
-        ShardMsg::Count(_) | ShardMsg::PresenceSnapshot(_) => None,
+        ShardMsg::PresenceUsers { app, channel } => Some(ShardMsg::Users(
+            state.presence.borrow().user_ids(app, &channel),
+        )),
+        ShardMsg::ChannelStats { app, filter } => {
+            Some(ShardMsg::Stats(stats::local(state, app, &filter)))
+        }
+        ShardMsg::Terminate { app, user } => Some(ShardMsg::Count(crate::api::terminate::local(
+            state, app, &user,
+        ))),
+        ShardMsg::Count(_)
+        | ShardMsg::PresenceSnapshot(_)
+        | ShardMsg::Users(_)
+        | ShardMsg::Stats(_) => None,
     };
     if let (Some(reply), Some(answer)) = (incoming.reply, answer) {
         reply.send(answer);

@@ -4,6 +4,7 @@
 //! stop the server cleanly. Everything here is bounded in time.
 #![allow(dead_code, unused_imports)]
 
+pub mod api;
 pub mod client;
 pub mod raw;
 pub mod server;
