@@ -131,6 +131,11 @@ fn start(args: StartArgs) -> ExitCode {
         }
         Cores::Count(n) => n,
     };
+    if shards > crate::pusher::socket_id::MAX_SHARDS {
+        // Socket ids carry the shard index in three digits.
+        crate::error!("--cores {shards}: at most {} shards per process", crate::pusher::socket_id::MAX_SHARDS);
+        return ExitCode::from(2);
+    }
 
     let (soft, hard) = limits::raise_nofile();
     let server = match Server::bind(config.clone(), shards) {

@@ -155,7 +155,7 @@ async fn users(state: &ShardState, app: &App, name: &str) -> Response {
     else {
         return unavailable();
     };
-    if !totals.get(name).is_some_and(|t| t.subscriptions > 0) {
+    if totals.get(name).is_none_or(|t| t.subscriptions == 0) {
         return Response::json(404, "{}");
     }
     if !ChannelKind::of(name).presence {

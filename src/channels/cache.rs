@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 /// How long a cached event stays.
 pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 
+/// A channel's last event: the frame and when it was published.
+type Cached = (Arc<[u8]>, Instant);
+
 #[derive(Default)]
 pub struct EventCache {
-    entries: HashMap<usize, HashMap<Arc<str>, (Arc<[u8]>, Instant)>>,
+    entries: HashMap<usize, HashMap<Arc<str>, Cached>>,
 }
 
 impl EventCache {
