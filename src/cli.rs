@@ -40,6 +40,35 @@ enum Command {
         Examples:\n  reverb-shard start\n  reverb-shard start --port 6001 --cores 4\n  \
         reverb-shard start --env-file /var/www/app/.env --debug")]
     Start(StartArgs),
+    /// Create app credentials and the lines a Laravel app needs.
+    #[command(
+        long_about = "Create app credentials (Reverb's shapes, from the OS random source) and \
+        the lines a Laravel app needs.\n\n\
+        Without --write it prints them. With --env-file FILE --write it adds the missing \
+        REVERB_* and VITE_REVERB_* lines to that .env and sets BROADCAST_CONNECTION=reverb; \
+        existing values are kept (credentials already there are reused) unless --force. \
+        With --config FILE --write it adds the [[apps]] entry unless an app with that key \
+        exists. Running it twice changes nothing the second time.\n\n\
+        Examples:\n  reverb-shard install\n  \
+        reverb-shard install --env-file /var/www/app/.env --config config.toml --write"
+    )]
+    Install(InstallArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct InstallArgs {
+    /// The Laravel app's .env to read (and, with --write, update)
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// reverb-shard's TOML config to add the app to (with --write)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the files instead of printing the lines
+    #[arg(long)]
+    write: bool,
+    /// Replace REVERB_* values that are already set (new credentials)
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -77,11 +106,11 @@ fn parse_cores(s: &str) -> Result<Cores, String> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Start(args)) => args,
-        None => cli.start,
-    };
-    start(args)
+    match cli.command {
+        Some(Command::Start(args)) => start(args),
+        Some(Command::Install(args)) => install(args),
+        None => start(cli.start),
+    }
 }
 
 fn start(args: StartArgs) -> ExitCode {
@@ -133,7 +162,10 @@ fn start(args: StartArgs) -> ExitCode {
     };
     if shards > crate::pusher::socket_id::MAX_SHARDS {
         // Socket ids carry the shard index in three digits.
-        crate::error!("--cores {shards}: at most {} shards per process", crate::pusher::socket_id::MAX_SHARDS);
+        crate::error!(
+            "--cores {shards}: at most {} shards per process",
+            crate::pusher::socket_id::MAX_SHARDS
+        );
         return ExitCode::from(2);
     }
 
@@ -182,4 +214,64 @@ fn start(args: StartArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn install(args: InstallArgs) -> ExitCode {
+    use crate::install;
+    let env_text = match &args.env_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                eprintln!("error: cannot read --env-file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let credentials = install::credentials_from(env_text.as_deref(), args.force);
+    if !args.write {
+        print!("{}", install::printed_instructions(&credentials));
+        if args.env_file.is_some() || args.config.is_some() {
+            println!("# Nothing was written: add --write to update the files named.");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if args.env_file.is_none() && args.config.is_none() {
+        eprintln!("error: --write needs --env-file FILE and/or --config FILE to write to");
+        return ExitCode::from(2);
+    }
+    if let (Some(path), Some(text)) = (&args.env_file, &env_text) {
+        let update = install::update_env(text, &credentials, args.force);
+        if let Err(e) = std::fs::write(path, &update.text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+        if update.changes.is_empty() {
+            println!("{}: already set up, nothing changed", path.display());
+        }
+        for change in &update.changes {
+            println!("{}: {change}", path.display());
+        }
+    }
+    if let Some(path) = &args.config {
+        match install::update_config(path, &credentials) {
+            Ok(true) => println!(
+                "{}: added app {} (key {})",
+                path.display(),
+                credentials.app_id,
+                credentials.key
+            ),
+            Ok(false) => println!(
+                "{}: an app with key {} already exists, nothing changed",
+                path.display(),
+                credentials.key
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("Reverb installed successfully.");
+    ExitCode::SUCCESS
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod install;
 pub mod limits;
 pub mod pusher;
 pub mod server;
