@@ -50,12 +50,12 @@ fn answering_with_pong_keeps_the_connection() {
 fn any_message_counts_as_activity() {
     let server = fast_pings();
     let (mut client, _) = server.connect_established();
-    // Talking every 300 ms for 3 s: never silent for a whole interval, so never pinged
+    // Talking every 200 ms for 3 s: never silent for a whole interval, so never pinged
     // (a pusher:ping from the server would show up instead of a pong).
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         client.assert_alive();
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
