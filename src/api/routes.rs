@@ -62,6 +62,11 @@ pub async fn handle(state: &ShardState, request: &Request, rest: &str) -> Respon
         }
         _ => return Response::text(404, "Not found."),
     };
+    // Route parameters are non-empty (Laravel's `{appId}` matches `[^/]+`): `/apps//events`
+    // is an unknown path, not a wrong method or an app with an empty id.
+    if app_id.is_empty() {
+        return Response::text(404, "Not found.");
+    }
     let method = if request.method == "HEAD" {
         "GET"
     } else {

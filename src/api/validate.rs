@@ -60,8 +60,8 @@ pub fn optional_string(errors: &mut Errors, body: &Map<String, Value>, field: &s
 
 /// The channel target of a single event: `channels` (array of strings) or `channel`.
 pub fn channels(errors: &mut Errors, body: &Map<String, Value>) {
-    match (body.get("channels"), body.get("channel")) {
-        (None, None) => {
+    match body.get("channels") {
+        None if !body.contains_key("channel") => {
             errors.add(
                 "channels",
                 "The channels field is required when channel is not present.".into(),
@@ -70,8 +70,10 @@ pub fn channels(errors: &mut Errors, body: &Map<String, Value>) {
                 "channel",
                 "The channel field is required when channels is not present.".into(),
             );
+            return;
         }
-        (Some(Value::Array(items)), _) => {
+        None => {}
+        Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 if !item.is_string() {
                     let field = format!("channels.{i}");
@@ -79,9 +81,11 @@ pub fn channels(errors: &mut Errors, body: &Map<String, Value>) {
                 }
             }
         }
-        (Some(_), _) => errors.add("channels", "The channels field must be an array.".into()),
-        (None, Some(_)) => optional_string(errors, body, "channel"),
+        Some(_) => errors.add("channels", "The channels field must be an array.".into()),
     }
+    // `channel` keeps its `string` rule even when `channels` wins (Reverb's rules are
+    // `required_without:channels|string`): `{"channels":[…],"channel":5}` is a 422.
+    optional_string(errors, body, "channel");
 }
 
 /// A validated event ready to publish.
@@ -236,6 +240,12 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(ok.channels, vec!["x", "y"]);
+        let e = event(&obj(
+            json!({"name":"a","data":"d","channels":["x"],"channel":5}),
+        ))
+        .unwrap_err()
+        .into_json();
+        assert_eq!(e, r#"{"channel":["The channel field must be a string."]}"#);
     }
 
     #[test]

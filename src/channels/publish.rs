@@ -85,10 +85,20 @@ pub async fn publish(state: &ShardState, delivery: Delivery) {
     deliver_local(state, &delivery);
     for to in (0..state.count).filter(|&to| to != state.id) {
         // A shard that stopped has no subscribers left to miss this.
-        let _ = state
-            .mesh
-            .send_to(to, ShardMsg::Deliver(delivery.clone()))
-            .await;
+        if delivery.cache {
+            // Wait until every shard has stored the new cached event, so a client
+            // subscribing anywhere after this publish returns is replayed this event
+            // (as in one Reverb process). Only cache channels pay the round trip.
+            let _ = state
+                .mesh
+                .ask(to, ShardMsg::Deliver(delivery.clone()))
+                .await;
+        } else {
+            let _ = state
+                .mesh
+                .send_to(to, ShardMsg::Deliver(delivery.clone()))
+                .await;
+        }
     }
 }
 

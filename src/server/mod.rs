@@ -175,7 +175,8 @@ fn on_shard_message(state: &ShardState, incoming: Incoming<ShardMsg>) {
     let answer = match incoming.msg {
         ShardMsg::Deliver(delivery) => {
             deliver_local(state, &delivery);
-            None
+            // Acknowledges a delivery sent with `ask` (cache channels).
+            Some(ShardMsg::Count(0))
         }
         msg @ (ShardMsg::PresenceJoin { .. } | ShardMsg::PresenceLeave { .. }) => {
             on_owner_message(state, msg)

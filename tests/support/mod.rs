@@ -5,7 +5,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod channels;
 pub mod client;
+pub mod http_api;
 pub mod raw;
 pub mod server;
 
