@@ -114,10 +114,7 @@ pub fn signed_query(params: &Params, body: &[u8]) -> String {
 }
 
 pub fn md5_hex(body: &[u8]) -> String {
-    Md5::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    auth::hex(&Md5::digest(body))
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::channels::kind::ChannelKind;
-use crate::channels::publish::frame_payload;
 use crate::server::shard::ShardState;
 use crate::server::ShardMsg;
 
@@ -163,5 +162,5 @@ pub fn attributes(
 fn cached_message(state: &ShardState, app: usize, name: &str) -> Option<Value> {
     let cache = state.cache.borrow();
     let frame = cache.get(app, name, Instant::now())?;
-    serde_json::from_slice(frame_payload(frame)).ok()
+    serde_json::from_slice(crate::ws::frame::server_frame_payload(frame)).ok()
 }

@@ -57,9 +57,17 @@ pub enum Change {
     Removed(Value),
 }
 
+/// One presence channel's members, plus which member each socket joined as, so a
+/// join or leave never scans the member list.
+#[derive(Default)]
+struct Members {
+    by_user: IndexMap<String, Member>,
+    by_socket: HashMap<SocketId, String>,
+}
+
 #[derive(Default)]
 pub struct PresenceBook {
-    channels: HashMap<usize, HashMap<Arc<str>, IndexMap<String, Member>>>,
+    channels: HashMap<usize, HashMap<Arc<str>, Members>>,
 }
 
 impl PresenceBook {
@@ -85,7 +93,8 @@ impl PresenceBook {
                 .or_default()
                 .entry(channel.clone())
                 .or_default();
-            match members.get_mut(&joiner.key) {
+            members.by_socket.insert(socket, joiner.key.clone());
+            match members.by_user.get_mut(&joiner.key) {
                 Some(member) => {
                     if !member.sockets.contains(&socket) {
                         member.sockets.push(socket);
@@ -94,7 +103,7 @@ impl PresenceBook {
                 None => {
                     let info = joiner.data.get("user_info").cloned().unwrap_or(Value::Null);
                     changes.push(Change::Added(joiner.data.clone()));
-                    members.insert(
+                    members.by_user.insert(
                         joiner.key,
                         Member {
                             user_id: joiner.user_id,
@@ -118,15 +127,16 @@ impl PresenceBook {
     ) -> Option<Value> {
         let channels = self.channels.get_mut(&app)?;
         let members = channels.get_mut(channel)?;
-        let member = members.get_mut(key)?;
+        let member = members.by_user.get_mut(key)?;
         member.sockets.retain(|s| *s != socket);
+        members.by_socket.remove(&socket);
         let removed = if member.sockets.is_empty() {
             // shift_remove keeps first-join order for the others.
-            members.shift_remove(key).map(|m| m.user_id)
+            members.by_user.shift_remove(key).map(|m| m.user_id)
         } else {
             None
         };
-        if members.is_empty() {
+        if members.by_user.is_empty() {
             channels.remove(channel);
             if channels.is_empty() {
                 self.channels.remove(&app);
@@ -161,10 +171,10 @@ impl PresenceBook {
 
     /// Every presence channel of the app this shard owns, with its member count.
     pub fn channels_of(&self, app: usize) -> impl Iterator<Item = (&Arc<str>, usize)> {
-        self.channels
-            .get(&app)
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(name, members)| (name, members.len())))
+        self.channels.get(&app).into_iter().flat_map(|m| {
+            m.iter()
+                .map(|(name, members)| (name, members.by_user.len()))
+        })
     }
 
     /// Total members over all channels this shard owns (leak checks).
@@ -172,22 +182,22 @@ impl PresenceBook {
         self.channels
             .values()
             .flat_map(|m| m.values())
-            .map(|m| m.len())
+            .map(|m| m.by_user.len())
             .sum()
     }
 
+    fn channel(&self, app: usize, channel: &str) -> Option<&Members> {
+        self.channels.get(&app)?.get(channel)
+    }
+
     fn members(&self, app: usize, channel: &str) -> impl Iterator<Item = (&String, &Member)> {
-        self.channels
-            .get(&app)
-            .and_then(|m| m.get(channel))
+        self.channel(app, channel)
             .into_iter()
-            .flat_map(|m| m.iter())
+            .flat_map(|m| m.by_user.iter())
     }
 
     fn key_of(&self, app: usize, channel: &str, socket: SocketId) -> Option<String> {
-        self.members(app, channel)
-            .find(|(_, m)| m.sockets.contains(&socket))
-            .map(|(k, _)| k.clone())
+        self.channel(app, channel)?.by_socket.get(&socket).cloned()
     }
 }
 

@@ -153,7 +153,7 @@ pub async fn publish_event(
 
 fn log_broadcast(state: &ShardState, delivery: &Delivery) {
     if crate::log::debug_enabled() {
-        let json = frame_payload(&delivery.frame);
+        let json = frame::server_frame_payload(&delivery.frame);
         crate::debug!(
             "[shard {}] [app {}] Broadcasting To {} {}",
             state.id,
@@ -162,15 +162,4 @@ fn log_broadcast(state: &ShardState, delivery: &Delivery) {
             crate::connection::protocol::preview(json)
         );
     }
-}
-
-/// The payload of an unmasked, unfragmented server frame: what follows its 2-, 4- or
-/// 10-byte header.
-pub fn frame_payload(frame: &[u8]) -> &[u8] {
-    let header = match frame.get(1).map(|b| b & 0x7f) {
-        Some(126) => 4,
-        Some(127) => 10,
-        _ => 2,
-    };
-    frame.get(header..).unwrap_or_default()
 }

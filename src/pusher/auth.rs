@@ -10,13 +10,17 @@ pub fn sign(secret: &str, message: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(message.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap());
-        hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Lowercase hex of a digest (signatures, `body_md5`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap());
+        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap());
     }
-    hex
+    out
 }
 
 /// Check an `auth` value (`key:signature`, or a bare signature) against `message`.

@@ -63,6 +63,8 @@ pub enum ShardMsg {
 
 /// How often each shard checks its connections' heartbeats.
 const HEARTBEAT_TICK: Duration = Duration::from_secs(1);
+/// How often each shard drops expired cache-channel events.
+const CACHE_PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// A server whose listeners are bound and whose shards are about to start.
 pub struct Server {
@@ -237,12 +239,18 @@ async fn accept_loop(state: Rc<ShardState>, listener: glommio::net::TcpListener)
 }
 
 async fn heartbeat_loop(state: Rc<ShardState>) {
+    let mut last_purge = Instant::now();
     loop {
         glommio::timer::sleep(HEARTBEAT_TICK).await;
         let now = Instant::now();
         for conn in state.connections.borrow().values() {
             conn.heartbeat(now);
         }
-        state.cache.borrow_mut().purge(now);
+        // Expired cache events only cost memory (reads check the age themselves), so
+        // walking every cached channel once a minute is enough.
+        if now.duration_since(last_purge) >= CACHE_PURGE_EVERY {
+            state.cache.borrow_mut().purge(now);
+            last_purge = now;
+        }
     }
 }

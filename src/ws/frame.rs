@@ -358,6 +358,17 @@ fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The payload of an unmasked, unfragmented server frame: what follows its 2-, 4- or
+/// 10-byte header.
+pub fn server_frame_payload(frame: &[u8]) -> &[u8] {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.get(header..).unwrap_or_default()
+}
+
 /// A text frame (the caller guarantees `payload` is UTF-8).
 pub fn text_frame(payload: &[u8]) -> Vec<u8> {
     encode(OP_TEXT, payload)
@@ -1528,5 +1539,13 @@ mod tests {
             })
             .collect();
         assert_eq!(run_ok(BIG, &concat(&frames)), vec![text_msg(&payload)]);
+    }
+
+    #[test]
+    fn server_frame_payload_undoes_text_frame() {
+        for len in [0usize, 125, 126, 65_535, 65_536] {
+            let payload = vec![b'x'; len];
+            assert_eq!(server_frame_payload(&text_frame(&payload)), &payload[..]);
+        }
     }
 }
