@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::api::{call, call_with_secret, trigger};
+use support::http_api::{api, call_signed, json_of, trigger, Signer};
 use support::{app_config, channel_auth, TestServer, APP_ID};
 
 #[test]
@@ -17,12 +17,12 @@ fn trigger_reaches_subscribers_and_skips_socket_id() {
     }
     let skip = clients[0].1.clone();
     let r = trigger(
-        server.port,
+        &server,
         &json!({"name":"order.shipped","channels":["orders"],"data":"{\"id\":42}","socket_id":skip,"info":"subscription_count"}),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
-        r.json(),
+        json_of(&r),
         json!({"channels":{"orders":{"subscription_count":6}}})
     );
     for (c, _) in clients.iter_mut().skip(1) {
@@ -45,41 +45,23 @@ fn queries_and_terminate() {
         a.recv_json()["event"],
         "pusher_internal:subscription_succeeded"
     );
-    let r = call(
-        server.port,
-        "GET",
-        &format!("/apps/{APP_ID}/channels"),
-        &[("info", "user_count")],
-        "",
-    );
+    let r = api(&server, "GET", "/channels", &[("info", "user_count")], "");
     assert_eq!(
-        r.json(),
+        json_of(&r),
         json!({"channels":{"presence-room":{"user_count":1}}})
     );
-    let r = call(
-        server.port,
-        "GET",
-        &format!("/apps/{APP_ID}/channels/{ch}/users"),
-        &[],
-        "",
-    );
-    assert_eq!(r.json(), json!({"users":[{"id":"42"}]}));
-    let r = call(
-        server.port,
-        "GET",
-        &format!("/apps/{APP_ID}/connections"),
-        &[],
-        "",
-    );
-    assert_eq!(r.json(), json!({"connections":1}));
-    let r = call(
-        server.port,
+    let r = api(&server, "GET", &format!("/channels/{ch}/users"), &[], "");
+    assert_eq!(json_of(&r), json!({"users":[{"id":"42"}]}));
+    let r = api(&server, "GET", "/connections", &[], "");
+    assert_eq!(json_of(&r), json!({"connections":1}));
+    let r = api(
+        &server,
         "POST",
-        &format!("/apps/{APP_ID}/users/42/terminate_connections"),
+        "/users/42/terminate_connections",
         &[],
         "{}",
     );
-    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    assert_eq!((r.status, &r.body[..]), (200, &b"{}"[..]));
     assert_eq!(
         a.expect_close(),
         (1000, "Connection terminated".to_string())
@@ -89,16 +71,20 @@ fn queries_and_terminate() {
 #[test]
 fn wrong_secret_is_401() {
     let server = TestServer::start(&app_config(""), 1);
-    let r = call_with_secret(
-        server.port,
+    let wrong = Signer {
+        secret: "nope".into(),
+        ..Signer::default()
+    };
+    let r = call_signed(
+        &server,
+        &wrong,
         "GET",
         &format!("/apps/{APP_ID}/channels"),
         &[],
         "",
-        "nope",
     );
     assert_eq!(
-        (r.status, r.body.as_str()),
-        (401, "Authentication signature invalid.")
+        (r.status, &r.body[..]),
+        (401, &b"Authentication signature invalid."[..])
     );
 }

@@ -77,17 +77,7 @@ pub fn on_shard(server: &TestServer, shard: usize) -> Peer {
     spread(server, want)[shard].pop().unwrap()
 }
 
-/// Lowercase hex HMAC-SHA256.
-pub fn hmac_hex(secret: &str, message: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(message.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use super::sign::hmac_hex;
 
 /// The test's own copy of the rule of websocket.md §7: does subscribing need `auth`?
 pub fn needs_auth(channel: &str) -> bool {

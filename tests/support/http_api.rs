@@ -7,12 +7,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use tungstenite::Message;
 
 use super::raw::{self, HttpResponse};
+pub use super::sign::{hmac_hex, md5_hex};
 use super::{allowed_cpus, channel_auth, shard_of, Client, TestServer};
 use super::{APP_ID, APP_KEY, APP_SECRET};
 
@@ -40,20 +39,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-pub fn hmac_hex(secret: &str, message: &str) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(message.as_bytes());
-    hex(&mac.finalize().into_bytes())
-}
-
-pub fn md5_hex(body: &[u8]) -> String {
-    hex(&Md5::digest(body))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How a request is signed; `Signer::default()` signs like the SDKs with the demo app.

@@ -4,12 +4,12 @@
 //! stop the server cleanly. Everything here is bounded in time.
 #![allow(dead_code, unused_imports)]
 
-pub mod api;
 pub mod channels;
 pub mod client;
 pub mod http_api;
 pub mod raw;
 pub mod server;
+pub mod sign;
 
 pub use client::{Client, Received};
 pub use raw::RawWs;
@@ -67,18 +67,9 @@ pub fn shard_of(socket_id: &str) -> u64 {
 
 /// `auth` for a private/presence subscription of `socket_id` (demo secret).
 pub fn channel_auth(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
-    use hmac::{Hmac, Mac};
     let message = match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
     };
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
-    mac.update(message.as_bytes());
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{APP_KEY}:{sig}")
+    format!("{APP_KEY}:{}", sign::hmac_hex(APP_SECRET, &message))
 }
