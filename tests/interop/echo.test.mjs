@@ -1,30 +1,23 @@
 // laravel-echo (broadcaster 'reverb') against reverb-shard: public, private and presence
 // channels, whispers, and events broadcast through the `pusher` SDK (what Laravel's
 // reverb broadcaster does).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   TEST_TIMEOUT,
   connected,
   echoClient,
-  sdk,
   sleep,
-  startServer,
   within,
+  withServer,
 } from './support.mjs';
 
 let server;
 let api;
-
-before(async () => {
-  server = await startServer();
-  api = sdk(server);
-});
-
-after(async () => {
-  const status = await server?.stop();
-  if (status) assert.equal(status.code, 0, `server exit status ${JSON.stringify(status)}`);
+withServer((s, a) => {
+  server = s;
+  api = a;
 });
 
 /** Wait until an Echo channel is subscribed. */

@@ -1,7 +1,7 @@
 // End-to-end encrypted channels: the `pusher` SDK (encryptionMasterKeyBase64) hands the
 // per-channel shared secret to pusher-js in the authorization and encrypts what it
 // triggers; reverb-shard only relays the ciphertext; pusher-js decrypts.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
@@ -11,26 +11,19 @@ import {
   echoClient,
   nextEvent,
   pusherClient,
-  sdk,
-  startServer,
   subscribed,
   within,
+  withServer,
 } from './support.mjs';
 
 const MASTER_KEY = randomBytes(32).toString('base64');
 
 let server;
 let api;
-
-before(async () => {
-  server = await startServer();
-  api = sdk(server, { encryptionMasterKeyBase64: MASTER_KEY });
-});
-
-after(async () => {
-  const status = await server?.stop();
-  if (status) assert.equal(status.code, 0, `server exit status ${JSON.stringify(status)}`);
-});
+withServer((s, a) => {
+  server = s;
+  api = a;
+}, { encryptionMasterKeyBase64: MASTER_KEY });
 
 test('pusher-js decrypts an event the SDK triggered on private-encrypted-*', { timeout: TEST_TIMEOUT }, async () => {
   const client = pusherClient(server, { signer: api });

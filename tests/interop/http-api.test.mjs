@@ -1,5 +1,5 @@
 // The `pusher` server SDK against reverb-shard's HTTP API, with pusher-js subscribers.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
@@ -11,22 +11,16 @@ import {
   nextEvent,
   pusherClient,
   sdk,
-  startServer,
   subscribed,
   within,
+  withServer,
 } from './support.mjs';
 
 let server;
 let api;
-
-before(async () => {
-  server = await startServer();
-  api = sdk(server);
-});
-
-after(async () => {
-  const status = await server?.stop();
-  if (status) assert.equal(status.code, 0, `server exit status ${JSON.stringify(status)}`);
+withServer((s, a) => {
+  server = s;
+  api = a;
 });
 
 /** A connected pusher-js client subscribed to `names`; returns [client, ...channels]. */

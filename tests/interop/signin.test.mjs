@@ -1,6 +1,6 @@
 // User authentication: the SDK's authenticateUser signs, pusher-js signin() binds the
 // connection to the user, sendToUser reaches it, terminateUserConnections disconnects it.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
@@ -9,22 +9,16 @@ import {
   nextEvent,
   pusherClient,
   sdk,
-  startServer,
   subscribed,
   within,
+  withServer,
 } from './support.mjs';
 
 let server;
 let api;
-
-before(async () => {
-  server = await startServer();
-  api = sdk(server);
-});
-
-after(async () => {
-  const status = await server?.stop();
-  if (status) assert.equal(status.code, 0, `server exit status ${JSON.stringify(status)}`);
+withServer((s, a) => {
+  server = s;
+  api = a;
 });
 
 /** A pusher-js client signed in as `id`, its #server-to-user channel subscribed. */

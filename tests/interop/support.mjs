@@ -1,10 +1,12 @@
 // Shared helpers of the interop suite: start/stop the real reverb-shard binary and build
 // the real npm clients (pusher-js, laravel-echo, the `pusher` server SDK) against it.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 
 import PusherJS from 'pusher-js';
 import EchoModule from 'laravel-echo';
@@ -135,6 +137,23 @@ export async function startServer() {
       return status;
     },
   };
+}
+
+/**
+ * One server for the calling test file: started before its tests, stopped after them
+ * (and required to exit 0). `ready(server, api)` receives the server and an SDK built
+ * with `sdkOptions`.
+ */
+export function withServer(ready, sdkOptions = {}) {
+  let server;
+  before(async () => {
+    server = await startServer();
+    ready(server, sdk(server, sdkOptions));
+  });
+  after(async () => {
+    const status = await server?.stop();
+    if (status) assert.equal(status.code, 0, `server exit status ${JSON.stringify(status)}`);
+  });
 }
 
 /** The `pusher` server SDK pointed at the server (override e.g. `secret`). */
