@@ -53,6 +53,10 @@ enum Command {
         reverb-shard install --env-file /var/www/app/.env --config config.toml --write"
     )]
     Install(InstallArgs),
+    /// Tell the running server to restart without dropping anyone (SIGHUP).
+    Restart(crate::restart::RestartArgs),
+    /// Load-test any Pusher-protocol server (reverb-shard, Reverb, soketi, sockudo).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -109,6 +113,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Start(args)) => start(args),
         Some(Command::Install(args)) => install(args),
+        Some(Command::Restart(args)) => crate::restart::main(args),
+        Some(Command::Bench(args)) => crate::bench::main(args),
         None => start(cli.start),
     }
 }

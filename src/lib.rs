@@ -7,6 +7,7 @@ pub mod log;
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -15,5 +16,6 @@ pub mod http;
 pub mod install;
 pub mod limits;
 pub mod pusher;
+pub mod restart;
 pub mod server;
 pub mod ws;
