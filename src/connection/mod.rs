@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod signin;
+pub mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub struct Connection {
     pub user: RefCell<Option<String>>,
     /// The reader task, woken when someone else decides to close the connection.
     reader: Cell<Option<Waker>>,
+    /// Closed for falling behind its outbound bound (counted in the metrics at the end).
+    slow: Cell<bool>,
 }
 
 impl Connection {
@@ -65,6 +68,7 @@ impl Connection {
             subscriptions: RefCell::new(HashMap::new()),
             user: RefCell::new(None),
             reader: Cell::new(None),
+            slow: Cell::new(false),
         }
     }
 
@@ -87,6 +91,7 @@ impl Connection {
                 self.app.id(),
                 self.socket_id
             );
+            self.slow.set(true);
             let (code, reason) = close::SLOW_CONSUMER;
             self.outbox
                 .seal(Frame::Owned(frame::close_frame(code, reason)), true);
@@ -115,6 +120,11 @@ impl Connection {
     /// The user this connection signed in as.
     pub fn signed_in_user(&self) -> Option<String> {
         self.user.borrow().clone()
+    }
+
+    /// Whether the connection was closed as a slow consumer.
+    pub fn closed_as_slow(&self) -> bool {
+        self.slow.get()
     }
 
     pub fn is_closing(&self) -> bool {

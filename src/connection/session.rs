@@ -10,9 +10,9 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 
 use super::outbox::Frame;
+use super::stream::Stream;
 use super::Connection;
 use crate::pusher::errors::PusherError;
 use crate::pusher::{messages, origin};
@@ -23,7 +23,7 @@ use crate::ws::frame::{self, Decoder, Message};
 /// to answer the Close before the socket is cut.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-type SharedStream = Rc<RefCell<TcpStream>>;
+type SharedStream = Rc<RefCell<Stream>>;
 
 /// The writer's "I am done" flag, with the reader waiting on it.
 #[derive(Default)]
@@ -55,7 +55,7 @@ impl WriterDone {
 
 pub async fn run(
     shard: Rc<ShardState>,
-    stream: TcpStream,
+    stream: Stream,
     key: &str,
     origin_header: Option<&str>,
     leftover: Vec<u8>,
@@ -110,7 +110,15 @@ async fn drive(
     admitted: bool,
 ) {
     let done = Rc::new(WriterDone::default());
-    glommio::spawn_local(write_loop(conn.clone(), stream.clone(), done.clone())).detach();
+    // Only admitted connections count in the metrics (a refusal has no real app).
+    let counted = admitted.then(|| shard.clone());
+    glommio::spawn_local(write_loop(
+        conn.clone(),
+        stream.clone(),
+        done.clone(),
+        counted,
+    ))
+    .detach();
     if admitted {
         read_loop(shard, &conn, &stream, leftover).await;
     }
@@ -129,6 +137,9 @@ async fn drive(
         crate::channels::subscribe::leave_all(shard, &conn);
         shard.connections.borrow_mut().remove(&conn.socket_id);
         conn.app.release();
+        if conn.closed_as_slow() {
+            shard.metrics.counters.slow_consumer(conn.app.index);
+        }
         crate::debug!(
             "[shard {}] [app {}] Connection Closed {}",
             shard.id,
@@ -175,7 +186,10 @@ async fn read_loop(
         }
         fresh = match read_into_scratch(shard, conn, stream).await {
             Some(0) | None => return,
-            Some(n) => n,
+            Some(n) => {
+                shard.metrics.counters.bytes_in(conn.app.index, n);
+                n
+            }
         };
     }
 }
@@ -280,15 +294,25 @@ async fn on_frame(shard: &Rc<ShardState>, conn: &Rc<Connection>, message: Messag
     }
 }
 
-async fn write_loop(conn: Rc<Connection>, stream: SharedStream, done: Rc<WriterDone>) {
+/// `counted`: the shard whose metrics count what is written (`None`: not counted).
+async fn write_loop(
+    conn: Rc<Connection>,
+    stream: SharedStream,
+    done: Rc<WriterDone>,
+    counted: Option<Rc<ShardState>>,
+) {
     while let Some(frame) = poll_fn(|cx| conn.outbox.poll_next(cx)).await {
         if write_all(&stream, &frame).await.is_err() {
             conn.outbox.abandon();
             break;
         }
+        if let Some(shard) = &counted {
+            shard.metrics.counters.frame_out(conn.app.index, &frame);
+        }
     }
-    // Our side is finished: FIN after the last (Close) frame.
-    let _ = unsafe { libc::shutdown(stream.borrow().as_raw_fd(), libc::SHUT_WR) };
+    // Our side is finished: FIN after the last (Close) frame; with TLS, close_notify
+    // before it.
+    let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx)).await;
     done.finish();
 }
 
@@ -301,6 +325,11 @@ async fn write_all(stream: &SharedStream, bytes: &[u8]) -> std::io::Result<()> {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         written += n;
+    }
+    if stream.borrow().buffers_writes() {
+        // rustls may hold the tail of the frame until flushed; nothing else would
+        // send it while the outbox is empty.
+        poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await?;
     }
     Ok(())
 }

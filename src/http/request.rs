@@ -2,8 +2,7 @@
 //! (head and body) may not exceed `max_request_size`, so a client can never make the
 //! server buffer more than that.
 
-use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt};
 
 /// Headers beyond this count are a malformed request.
 const MAX_HEADERS: usize = 64;
@@ -70,7 +69,7 @@ pub enum ReadError {
 /// Read one request. `buf` carries bytes between calls: leftovers after this request
 /// (pipelined requests, or the first WebSocket frames after an upgrade) stay in it.
 pub async fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Result<Request, ReadError> {
@@ -96,7 +95,11 @@ pub async fn read_request(
     }
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<(), ReadError> {
+async fn fill(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), ReadError> {
     let start = buf.len();
     // Read at most one byte past the limit: enough to know the request is too large.
     let want = (max + 1).saturating_sub(start).clamp(1, 4096);
