@@ -35,6 +35,7 @@ pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: 
             Duration::from_secs(limits.decay_seconds),
         );
         if !admitted {
+            shard.metrics.counters.rate_limited(conn.app.index);
             if limits.terminate_on_limit {
                 conn.refuse(PusherError::RateLimited);
             } else {
@@ -46,6 +47,9 @@ pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: 
     let Some((event, message)) = parse(payload) else {
         return conn.send_error(PusherError::InvalidMessage);
     };
+    // Received = handled: past the rate limit and a Pusher message (what Reverb counts
+    // for Pulse, minus its handler's own failures).
+    shard.metrics.counters.received(conn.app.index);
     if let Some(protocol_event) = event.strip_prefix("pusher:") {
         let data = message.get("data").unwrap_or(&Value::Null);
         match protocol_event {
@@ -123,6 +127,15 @@ async fn on_client_event(
         ClientEvents::All => message,
     };
     let json = Value::Object(relayed).to_string();
+    crate::scaling::publish(shard, |scaling| {
+        crate::scaling::envelope::message(
+            scaling,
+            conn.app.index,
+            // Relayed exactly as local subscribers get it (scaling.md §2).
+            serde_json::from_str(&json).unwrap_or(Value::Null),
+            Some(conn.socket_id.to_string()),
+        )
+    });
     let delivery = Delivery::new(
         conn.app.index,
         Arc::from(channel.as_str()),
