@@ -45,7 +45,10 @@
 //! and handled, in arrival order, when it does.
 //!
 //! Shutdown: [`StopHandle::stop`] resolves [`Shard::stopped`] on every shard; each
-//! shard's future decides when to return. A shard that panics makes the runtime abort
+//! shard's future decides when to return, and [`Shard::stop_cause`] says why it was
+//! asked to ([`StopCause`]: a request, or which signal). Signals: SIGINT/SIGTERM stop
+//! the runtime with [`Builder::stop_on_signals`]; [`Builder::on_signal`] gives any
+//! other signal (SIGHUP, SIGUSR1, …) to a hook that decides what it means. A shard that panics makes the runtime abort
 //! the others (their futures are dropped) and [`Runtime::run`] return
 //! [`Error::ShardPanicked`]: the process never keeps running half-dead.
 
@@ -57,4 +60,4 @@ mod stop;
 pub use cpus::allowed_cpus;
 pub use mesh::{Incoming, Mesh, NoReply, Reply, SendError};
 pub use runtime::{Builder, Error, Runtime, Shard, StopSignal};
-pub use stop::StopHandle;
+pub use stop::{StopCause, StopHandle};

@@ -15,7 +15,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::cpus::allowed_cpus;
 use crate::mesh::{Envelope, Mesh, MeshCore};
-use crate::stop::{StopHandle, StopListener, StopListenerSeed};
+use crate::stop::{StopCause, StopHandle, StopListener, StopListenerSeed};
 
 /// glommio registers this much memory per executor for file DMA, which a network
 /// server never uses; keep it small so many shards fit under RLIMIT_MEMLOCK.
@@ -31,6 +31,17 @@ pub struct Builder {
     queue_capacity: usize,
     name: String,
     stop_on_signals: bool,
+    signal_hooks: Vec<(i32, SignalHook)>,
+}
+
+/// What [`Builder::on_signal`] runs, on the runtime's signal thread.
+#[derive(Clone)]
+struct SignalHook(Arc<dyn Fn(&StopHandle) + Send + Sync>);
+
+impl fmt::Debug for SignalHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SignalHook")
+    }
 }
 
 /// Why the runtime could not start or did not end cleanly.
@@ -78,6 +89,7 @@ impl Builder {
             queue_capacity: 1024,
             name: "shard".into(),
             stop_on_signals: false,
+            signal_hooks: Vec::new(),
         }
     }
 
@@ -106,9 +118,30 @@ impl Builder {
         self
     }
 
-    /// Fire the stop handle on the first SIGINT or SIGTERM.
+    /// Fire the stop handle on SIGINT or SIGTERM, with [`StopCause::Signal`] naming
+    /// the signal.
     pub fn stop_on_signals(mut self, yes: bool) -> Builder {
         self.stop_on_signals = yes;
+        self
+    }
+
+    /// Run `hook` each time `signal` arrives while the runtime exists, on the runtime's
+    /// signal thread, with the runtime's stop handle. The hook decides what the signal
+    /// means: stop at once (`stop.stop_with(StopCause::Signal(signal))`), or start some
+    /// work and stop later, or nothing. A hook for SIGINT or SIGTERM replaces the stop
+    /// of [`stop_on_signals`](Self::stop_on_signals) for that signal; a second hook for
+    /// the same signal replaces the first.
+    ///
+    /// The hook should return quickly (start a thread for long work): signals that
+    /// arrive meanwhile wait for it. Signals that cannot be caught (SIGKILL, SIGSTOP)
+    /// or that signal-hook forbids (SIGSEGV, SIGILL, SIGFPE) make `build` fail.
+    pub fn on_signal(
+        mut self,
+        signal: i32,
+        hook: impl Fn(&StopHandle) + Send + Sync + 'static,
+    ) -> Builder {
+        self.signal_hooks.retain(|(s, _)| *s != signal);
+        self.signal_hooks.push((signal, SignalHook(Arc::new(hook))));
         self
     }
 
@@ -129,14 +162,21 @@ impl Builder {
         check_memlock()?;
         let (stop, seeds) = StopHandle::new(count)
             .map_err(|e| Error::Start(format!("cannot create the stop sockets: {e}")))?;
-        if self.stop_on_signals {
-            install_signal_thread(stop.clone())?;
-        }
+        let signals = if self.stop_on_signals || !self.signal_hooks.is_empty() {
+            Some(SignalThread::start(
+                stop.clone(),
+                self.stop_on_signals,
+                self.signal_hooks.clone(),
+            )?)
+        } else {
+            None
+        };
         Ok(Runtime {
             builder: self,
             cpus: cpus[..count].to_vec(),
             stop,
             seeds,
+            _signals: signals,
             _m: std::marker::PhantomData,
         })
     }
@@ -148,6 +188,8 @@ pub struct Runtime<M> {
     cpus: Vec<usize>,
     stop: StopHandle,
     seeds: Vec<StopListenerSeed>,
+    /// Handles the signals for as long as the runtime exists (until `run` returns).
+    _signals: Option<SignalThread>,
     _m: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -444,6 +486,11 @@ impl<M: Send + 'static> Shard<M> {
         self.stop.fired()
     }
 
+    /// Why the runtime was asked to stop (`None` while it runs).
+    pub fn stop_cause(&self) -> Option<StopCause> {
+        self.handle.cause()
+    }
+
     /// A cheap clone of the stop signal for spawned tasks.
     pub fn stop_signal(&self) -> StopSignal {
         StopSignal(self.stop.clone())
@@ -506,17 +553,49 @@ fn explain_start_error(raw: &str) -> String {
     )
 }
 
-fn install_signal_thread(stop: StopHandle) -> Result<(), Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Error::Start(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                stop.stop();
-            }
-        })
-        .map_err(|e| Error::Start(format!("cannot start the signal thread: {e}")))?;
-    Ok(())
+/// The thread that turns signals into stops or hook calls; it ends when this is
+/// dropped (with the runtime).
+struct SignalThread(signal_hook::iterator::Handle);
+
+impl SignalThread {
+    fn start(
+        stop: StopHandle,
+        stop_on_signals: bool,
+        hooks: Vec<(i32, SignalHook)>,
+    ) -> Result<SignalThread, Error> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut wanted: Vec<i32> = hooks.iter().map(|(s, _)| *s).collect();
+        if stop_on_signals {
+            wanted.extend([SIGINT, SIGTERM]);
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut signals = signal_hook::iterator::Signals::new(&wanted).map_err(|e| {
+            Error::Start(format!(
+                "cannot install the handler for signals {wanted:?}: {e}"
+            ))
+        })?;
+        let handle = signals.handle();
+        thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                // Every signal, not only the first: a hook may run many times, and a
+                // second SIGTERM during a long drain must not kill the process with
+                // the default action.
+                for signal in signals.forever() {
+                    match hooks.iter().find(|(s, _)| *s == signal) {
+                        Some((_, hook)) => (hook.0)(&stop),
+                        None => stop.stop_with(StopCause::Signal(signal)),
+                    }
+                }
+            })
+            .map_err(|e| Error::Start(format!("cannot start the signal thread: {e}")))?;
+        Ok(SignalThread(handle))
+    }
+}
+
+impl Drop for SignalThread {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }

@@ -5,6 +5,11 @@
 //! other end. Waiting on a socket costs nothing while idle (the executor sleeps in
 //! io_uring), unlike polling an atomic flag on a timer.
 //!
+//! The handle also remembers *why* it fired first ([`StopCause`]): a plain request or
+//! the number of the signal that asked for it, so the code on the shards can end
+//! differently for, say, SIGTERM and SIGHUP without the runtime knowing what either
+//! means to it.
+//!
 //! Besides the orderly stop there is an internal *abort*: when a shard panics (or
 //! cannot start) the runtime aborts the others, which cancels their top-level future,
 //! so `run` returns an error instead of waiting on shards that never look at
@@ -17,7 +22,7 @@ use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -27,6 +32,41 @@ use futures_lite::AsyncReadExt;
 const STOP: u8 = 1;
 /// The byte written when a shard panicked or could not start.
 const ABORT: u8 = 2;
+
+/// Why a runtime was asked to stop: the first cause wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StopCause {
+    /// [`StopHandle::stop`] was called.
+    Requested,
+    /// A signal asked for it: SIGINT/SIGTERM with [`Builder::stop_on_signals`], or
+    /// whatever a hook of [`Builder::on_signal`] passed to [`StopHandle::stop_with`].
+    ///
+    /// [`Builder::stop_on_signals`]: crate::Builder::stop_on_signals
+    /// [`Builder::on_signal`]: crate::Builder::on_signal
+    Signal(i32),
+}
+
+/// `StopInner::cause` before any stop.
+const NO_CAUSE: i64 = i64::MIN;
+/// `StopInner::cause` for [`StopCause::Requested`] (signal numbers are positive).
+const REQUESTED: i64 = -1;
+
+impl StopCause {
+    fn encode(self) -> i64 {
+        match self {
+            StopCause::Requested => REQUESTED,
+            StopCause::Signal(n) => i64::from(n),
+        }
+    }
+
+    fn decode(raw: i64) -> Option<StopCause> {
+        match raw {
+            NO_CAUSE => None,
+            REQUESTED => Some(StopCause::Requested),
+            n => Some(StopCause::Signal(n as i32)),
+        }
+    }
+}
 
 /// Fires shutdown on every shard. Cheap to clone, usable from any thread.
 #[derive(Clone, Debug)]
@@ -38,6 +78,9 @@ pub struct StopHandle {
 struct StopInner {
     fired: AtomicBool,
     aborted: AtomicBool,
+    /// The first [`StopCause`], encoded; written before the stop byte goes out, so a
+    /// shard that sees the stop also sees why.
+    cause: AtomicI64,
     writers: Vec<StdUnixStream>,
 }
 
@@ -54,6 +97,7 @@ impl StopHandle {
         let inner = Arc::new(StopInner {
             fired: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            cause: AtomicI64::new(NO_CAUSE),
             writers,
         });
         Ok((StopHandle { inner }, seeds))
@@ -61,10 +105,37 @@ impl StopHandle {
 
     /// Ask every shard to stop. Idempotent.
     pub fn stop(&self) {
+        self.stop_with(StopCause::Requested);
+    }
+
+    /// Ask every shard to stop, recording why. Only the first call (of this and
+    /// [`stop`](Self::stop)) counts; later ones change nothing.
+    pub fn stop_with(&self, cause: StopCause) {
+        // Claim the cause first: whoever records it is the one that fires.
+        if self
+            .inner
+            .cause
+            .compare_exchange(
+                NO_CAUSE,
+                cause.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return;
+        }
         if self.inner.fired.swap(true, Ordering::AcqRel) {
+            // Already fired by an abort: nothing left to wake.
             return;
         }
         self.write_all(STOP);
+    }
+
+    /// Why the runtime was asked to stop; `None` before any `stop`/`stop_with` (an
+    /// abort after a panic records no cause).
+    pub fn cause(&self) -> Option<StopCause> {
+        StopCause::decode(self.inner.cause.load(Ordering::Acquire))
     }
 
     /// Stop every shard *and* cancel its top-level future: the runtime's answer to a

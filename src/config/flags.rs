@@ -1,5 +1,6 @@
 //! The command-line layer (highest precedence): `--host`, `--port`, `--path`,
-//! `--hostname`, `--cores`, `--debug`. Only flags that were given override anything.
+//! `--hostname`, `--cores`, `--debug`, `--pid-file`. Only flags that were given override
+//! anything.
 
 use super::draft::Draft;
 use super::forms;
@@ -45,6 +46,16 @@ pub(super) fn apply(flags: &Flags, d: &mut Draft) -> Result<Vec<&'static str>, C
     if flags.debug {
         s.debug = true;
         given.push("--debug");
+    }
+    if let Some(path) = &flags.pid_file {
+        if path.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                "--pid-file \"\": expected a file path such as /run/reverb-shard.pid",
+            ));
+        }
+        // Resolved against the working directory with the other paths (validate.rs).
+        s.pid_file = Some(path.clone());
+        given.push("--pid-file");
     }
     Ok(given)
 }
@@ -96,5 +107,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--cores 0"));
+    }
+
+    #[test]
+    fn pid_file_flag_overrides_the_configured_one() {
+        let mut d = Draft::default();
+        d.server.pid_file = Some("/from/config.pid".into());
+        let flags = Flags {
+            pid_file: Some("run/rs.pid".into()),
+            ..Flags::default()
+        };
+        assert_eq!(apply(&flags, &mut d).unwrap(), vec!["--pid-file"]);
+        assert_eq!(d.server.pid_file, Some("run/rs.pid".into()));
+        let empty = Flags {
+            pid_file: Some("".into()),
+            ..Flags::default()
+        };
+        assert!(apply(&empty, &mut d)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--pid-file"));
     }
 }

@@ -297,6 +297,7 @@ fn each_layer_overrides_the_one_below() {
             hostname: Some("h.test".into()),
             cores: Some(Cores::Count(2)),
             debug: true,
+            pid_file: None,
         },
         ..with_env.clone()
     };

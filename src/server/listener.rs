@@ -38,7 +38,9 @@ fn refuse_if_taken(addr: SocketAddr) -> io::Result<()> {
     probe.bind(&addr.into())
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+/// One more listener in the `SO_REUSEPORT` group of `addr` (also used by a restarted
+/// process that runs more shards than the sockets it inherited).
+pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -51,8 +53,10 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// The kernel caps the backlog at net.core.somaxconn; ask for that much.
-fn backlog() -> i32 {
+/// The kernel caps the backlog at net.core.somaxconn; ask for that much (4096, the
+/// default since Linux 5.4, when it cannot be read). A wave of reconnects after a
+/// restart lands here all at once.
+pub(crate) fn backlog() -> i32 {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse().ok())

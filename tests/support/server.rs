@@ -85,6 +85,9 @@ impl TestServerBuilder {
                 cmd.env_remove(key);
             }
         }
+        // The default pid file goes to $XDG_RUNTIME_DIR: keep it in the test's own
+        // directory (a test can still set the variable itself).
+        cmd.env("XDG_RUNTIME_DIR", dir.path());
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -157,9 +160,12 @@ impl TestServerBuilder {
     }
 }
 
-/// The banner line is `... Starting server on HOST:PORT[/path] [(hostname)]`.
+/// The banner line is `... Starting [secure ]server on HOST:PORT[/path] [(hostname)]`.
 fn banner_port(line: &str) -> Option<u16> {
-    let rest = line.split("Starting server on ").nth(1)?;
+    let rest = line
+        .split("Starting server on ")
+        .nth(1)
+        .or_else(|| line.split("Starting secure server on ").nth(1))?;
     let addr = rest.split_whitespace().next()?;
     let addr = addr.split('/').next()?;
     addr.rsplit(':').next()?.parse().ok()
@@ -225,6 +231,12 @@ impl TestServer {
     /// Everything the server printed so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The shared log buffer itself, for a reader that must not borrow the server
+    /// (e.g. while it is waited for); a restarted successor writes here too.
+    pub fn log_buffer(&self) -> Arc<Mutex<Vec<String>>> {
+        self.logs.clone()
     }
 
     pub fn pid(&self) -> u32 {
