@@ -150,6 +150,7 @@ fn shard_state(shard: &shards::Shard<ShardMsg>) -> Rc<ShardState> {
         outbound_buffer: 1 << 20,
         shutdown_timeout: Duration::from_secs(1),
         pusher_limits: true,
+        scaling: None,
     });
     Rc::new(ShardState::new(
         apps,

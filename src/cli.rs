@@ -54,6 +54,7 @@ enum Command {
     )]
     Install(InstallArgs),
     /// Tell the running server to restart without dropping anyone (SIGHUP).
+    #[command(long_about = crate::restart::LONG_HELP)]
     Restart(crate::restart::RestartArgs),
     /// Load-test any Pusher-protocol server (reverb-shard, Reverb, soketi, sockudo).
     Bench(crate::bench::BenchArgs),
@@ -101,6 +102,9 @@ struct StartArgs {
     /// Dotenv file with REVERB_* variables, e.g. a Laravel app's .env [default: ./.env when present]
     #[arg(long, value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// Where to write this process's pid, for `reverb-shard restart` [env: REVERB_SHARD_PID_FILE] [default: $XDG_RUNTIME_DIR or the temp dir, reverb-shard-{port}.pid]
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
 }
 
 fn parse_cores(s: &str) -> Result<Cores, String> {
@@ -132,6 +136,7 @@ fn start(args: StartArgs) -> ExitCode {
             hostname: args.hostname,
             cores: args.cores,
             debug: args.debug,
+            pid_file: args.pid_file,
         },
     };
     let loaded = match config::load(&options) {
@@ -175,9 +180,27 @@ fn start(args: StartArgs) -> ExitCode {
         return ExitCode::from(2);
     }
 
+    // TLS files are part of the configuration: a bad one exits 2 before anything listens.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let tls = match crate::tls::load(&config.server, home.as_deref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            crate::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(found) = tls.as_ref().and_then(|t| t.found.as_ref()) {
+        crate::info!(
+            "TLS with the Herd/Valet certificate {} and key {}",
+            found.cert.display(),
+            found.key.display()
+        );
+    }
+    let secure = if tls.is_some() { "secure " } else { "" };
+
     let (soft, hard) = limits::raise_nofile();
     let server = match Server::bind(config.clone(), shards) {
-        Ok(server) => server,
+        Ok(server) => server.with_tls(tls.map(|t| t.config)),
         Err(e) => {
             crate::error!("{e}");
             return ExitCode::from(1);
@@ -194,7 +217,7 @@ fn start(args: StartArgs) -> ExitCode {
     // instead of a graceful stop with exit code 0.
     let banner = move |_| {
         crate::info!(
-            "Starting server on {}:{}{}{hostname}",
+            "Starting {secure}server on {}:{}{}{hostname}",
             config.server.host,
             addr.port(),
             config.server.path
@@ -209,6 +232,7 @@ fn start(args: StartArgs) -> ExitCode {
                  systemd LimitNOFILE=, Supervisor minfds=) for production"
             );
         }
+        crate::selfcheck::report();
     };
     match server.run(true, banner) {
         Ok(()) => {

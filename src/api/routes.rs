@@ -95,10 +95,7 @@ pub async fn handle(state: &ShardState, request: &Request, rest: &str) -> Respon
         Route::Channels => channels(state, &app, &params).await,
         Route::Channel(name) => channel(state, &app, &name, &params).await,
         Route::Users(name) => users(state, &app, &name).await,
-        Route::Connections => Response::json(
-            200,
-            json!({ "connections": app.connection_count() }).to_string(),
-        ),
+        Route::Connections => connections(state, &app).await,
         Route::Terminate(user) => terminate::terminate(state, app.index, &user).await,
     }
 }
@@ -166,6 +163,18 @@ async fn users(state: &ShardState, app: &App, name: &str) -> Response {
     if !ChannelKind::of(name).presence {
         return Response::json(400, "{}");
     }
+    let node_scoped = state
+        .settings
+        .scaling
+        .as_ref()
+        .is_some_and(|s| !s.fleet_presence);
+    if node_scoped {
+        // Each node knows only its own members: ask the fleet (scaling.md §5).
+        if let Some(ids) = crate::scaling::query::users(state, app, name).await {
+            let users: Vec<Value> = ids.into_iter().map(|id| json!({ "id": id })).collect();
+            return Response::json(200, json!({ "users": users }).to_string());
+        }
+    }
     let owner = presence::owner(app.index, name, state.count);
     let ask = ShardMsg::PresenceUsers {
         app: app.index,
@@ -177,4 +186,15 @@ async fn users(state: &ShardState, app: &App, name: &str) -> Response {
     };
     let users: Vec<Value> = ids.into_iter().map(|id| json!({ "id": id })).collect();
     Response::json(200, json!({ "users": users }).to_string())
+}
+
+/// `GET …/connections`: this process's count, or the fleet's with scaling.
+async fn connections(state: &ShardState, app: &App) -> Response {
+    let mut count = app.connection_count();
+    if state.settings.scaling.is_some() {
+        if let Some(fleet) = crate::scaling::query::connection_count(state, app).await {
+            count = fleet;
+        }
+    }
+    Response::json(200, json!({ "connections": count }).to_string())
 }

@@ -65,9 +65,23 @@ pub struct ChannelTotals {
     pub users: usize,
 }
 
-/// Totals of every occupied channel that matches, over all shards, sorted by name.
-/// `None` if a shard could not answer (the process is stopping).
+/// Totals of every occupied channel that matches, over the whole server: every shard,
+/// and with scaling every node. `None` if a shard could not answer (stopping).
 pub async fn gather(
+    state: &ShardState,
+    app: usize,
+    filter: StatsFilter,
+) -> Option<BTreeMap<String, ChannelTotals>> {
+    if state.settings.scaling.is_some() {
+        let app = state.apps.by_index(app).clone();
+        return crate::scaling::query::gather(state, &app, filter).await;
+    }
+    gather_local(state, app, filter).await
+}
+
+/// Totals of every occupied channel that matches, over all shards of this process,
+/// sorted by name. `None` if a shard could not answer (the process is stopping).
+pub async fn gather_local(
     state: &ShardState,
     app: usize,
     filter: StatsFilter,

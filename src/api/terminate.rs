@@ -8,6 +8,8 @@ use crate::server::shard::ShardState;
 use crate::server::ShardMsg;
 
 pub async fn terminate(state: &ShardState, app: usize, user: &str) -> Response {
+    // The user's sockets on other nodes (scaling): queued even while Redis is down.
+    crate::scaling::publish(state, |s| crate::scaling::envelope::terminate(s, app, user));
     let closed = state
         .mesh
         .map_reduce(

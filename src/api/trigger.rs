@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::channels::publish::{publish_event, KeyOrder};
 use crate::http::response::Response;
 use crate::pusher::socket_id::SocketId;
+use crate::scaling::envelope;
 use crate::server::shard::ShardState;
 
 /// Parse a body as a JSON object; valid JSON that is not an object validates as `{}`.
@@ -90,6 +91,26 @@ pub async fn batch(state: &ShardState, app: &App, body: &[u8]) -> Response {
 }
 
 async fn publish(state: &ShardState, app: &App, event: &Event, order: KeyOrder) {
+    // Other nodes first learn of it through Redis (never waits); local delivery below.
+    crate::scaling::publish(state, |scaling| {
+        let mut payload = Map::new();
+        payload.insert("event".into(), event.name.as_str().into());
+        match order {
+            KeyOrder::Event => {
+                payload.insert("channels".into(), event.channels.clone().into());
+            }
+            KeyOrder::Batch => {
+                payload.insert("channel".into(), event.channels[0].as_str().into());
+            }
+        }
+        payload.insert("data".into(), event.data.as_str().into());
+        envelope::message(
+            scaling,
+            app.index,
+            Value::Object(payload),
+            event.socket_id.clone(),
+        )
+    });
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
     publish_event(
         state,

@@ -1,8 +1,9 @@
 //! Presence membership, kept by the channel's owner shard alone (design invariant 7).
 //!
 //! Members are distinct `user_id`s (compared as strings) in first-join order; each
-//! remembers the sockets that hold it, on any shard, so `member_added` fires on a
-//! user's first join and `member_removed` on the last leave across all shards.
+//! remembers the sockets that hold it, on any shard — and with fleet presence on any
+//! node (scaling.md §6) — so `member_added` fires on a user's first join and
+//! `member_removed` on the last leave across all shards and nodes.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -45,7 +46,26 @@ pub struct Joiner {
 struct Member {
     user_id: Value,
     info: Value,
-    sockets: Vec<SocketId>,
+    /// The joiner's whole `channel_data` (told to other nodes).
+    data: Value,
+    holders: Vec<Holder>,
+}
+
+/// A socket holding a membership: one of this node's, or one of another node's
+/// (named by that process's instance tag and its socket id as sent).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Holder {
+    Local(SocketId),
+    Remote(Arc<str>, String),
+}
+
+/// A membership held by one of this node's sockets (for telling a new node).
+pub struct LocalMember {
+    pub app: usize,
+    pub channel: Arc<str>,
+    pub socket: SocketId,
+    pub key: String,
+    pub data: Value,
 }
 
 /// A membership change other subscribers must hear about.
@@ -62,7 +82,7 @@ pub enum Change {
 #[derive(Default)]
 struct Members {
     by_user: IndexMap<String, Member>,
-    by_socket: HashMap<SocketId, String>,
+    by_holder: HashMap<Holder, String>,
 }
 
 #[derive(Default)]
@@ -80,11 +100,37 @@ impl PresenceBook {
         socket: SocketId,
         joiner: Option<Joiner>,
     ) -> (Vec<Change>, String) {
+        let changes = self.join_holder(app, channel, Holder::Local(socket), joiner);
+        (changes, self.snapshot(app, channel))
+    }
+
+    /// Record another node's socket joining (fleet presence).
+    pub fn join_remote(
+        &mut self,
+        app: usize,
+        channel: &Arc<str>,
+        instance: Arc<str>,
+        socket: String,
+        joiner: Joiner,
+    ) -> Vec<Change> {
+        self.join_holder(app, channel, Holder::Remote(instance, socket), Some(joiner))
+    }
+
+    fn join_holder(
+        &mut self,
+        app: usize,
+        channel: &Arc<str>,
+        holder: Holder,
+        joiner: Option<Joiner>,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
         // A re-subscribe under another user id first leaves the old identity.
-        let held_as = self.key_of(app, channel, socket);
+        let held_as = self.key_of(app, channel, &holder);
         if let Some(old) = held_as.filter(|old| joiner.as_ref().map(|j| &j.key) != Some(old)) {
-            changes.extend(self.leave(app, channel, socket, &old).map(Change::Removed));
+            changes.extend(
+                self.leave_holder(app, channel, &holder, &old)
+                    .map(Change::Removed),
+            );
         }
         if let Some(joiner) = joiner {
             let members = self
@@ -93,11 +139,11 @@ impl PresenceBook {
                 .or_default()
                 .entry(channel.clone())
                 .or_default();
-            members.by_socket.insert(socket, joiner.key.clone());
+            members.by_holder.insert(holder.clone(), joiner.key.clone());
             match members.by_user.get_mut(&joiner.key) {
                 Some(member) => {
-                    if !member.sockets.contains(&socket) {
-                        member.sockets.push(socket);
+                    if !member.holders.contains(&holder) {
+                        member.holders.push(holder);
                     }
                 }
                 None => {
@@ -108,13 +154,14 @@ impl PresenceBook {
                         Member {
                             user_id: joiner.user_id,
                             info,
-                            sockets: vec![socket],
+                            data: joiner.data,
+                            holders: vec![holder],
                         },
                     );
                 }
             }
         }
-        (changes, self.snapshot(app, channel))
+        changes
     }
 
     /// Record `socket` leaving as member `key`; the user id when that was its last socket.
@@ -125,12 +172,80 @@ impl PresenceBook {
         socket: SocketId,
         key: &str,
     ) -> Option<Value> {
+        self.leave_holder(app, channel, &Holder::Local(socket), key)
+    }
+
+    /// Another node's socket left; the user id when that was the user's last holder.
+    pub fn leave_remote(
+        &mut self,
+        app: usize,
+        channel: &str,
+        instance: Arc<str>,
+        socket: String,
+    ) -> Option<Value> {
+        let holder = Holder::Remote(instance, socket);
+        let key = self.key_of(app, channel, &holder)?;
+        self.leave_holder(app, channel, &holder, &key)
+    }
+
+    /// Forget every membership another process held (it left the fleet). Returns the
+    /// users that are gone as a result, per channel.
+    pub fn drop_instance(&mut self, instance: &str) -> Vec<(usize, Arc<str>, Value)> {
+        let mut held = Vec::new();
+        for (app, channels) in &self.channels {
+            for (channel, members) in channels {
+                for (holder, key) in &members.by_holder {
+                    if matches!(holder, Holder::Remote(i, _) if &**i == instance) {
+                        held.push((*app, channel.clone(), holder.clone(), key.clone()));
+                    }
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for (app, channel, holder, key) in held {
+            if let Some(user_id) = self.leave_holder(app, &channel, &holder, &key) {
+                removed.push((app, channel, user_id));
+            }
+        }
+        removed
+    }
+
+    /// Every membership held by this node's sockets.
+    pub fn local_members(&self) -> Vec<LocalMember> {
+        let mut out = Vec::new();
+        for (app, channels) in &self.channels {
+            for (channel, members) in channels {
+                for (holder, key) in &members.by_holder {
+                    if let (Holder::Local(socket), Some(member)) =
+                        (holder, members.by_user.get(key))
+                    {
+                        out.push(LocalMember {
+                            app: *app,
+                            channel: channel.clone(),
+                            socket: *socket,
+                            key: key.clone(),
+                            data: member.data.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn leave_holder(
+        &mut self,
+        app: usize,
+        channel: &str,
+        holder: &Holder,
+        key: &str,
+    ) -> Option<Value> {
         let channels = self.channels.get_mut(&app)?;
         let members = channels.get_mut(channel)?;
         let member = members.by_user.get_mut(key)?;
-        member.sockets.retain(|s| *s != socket);
-        members.by_socket.remove(&socket);
-        let removed = if member.sockets.is_empty() {
+        member.holders.retain(|h| h != holder);
+        members.by_holder.remove(holder);
+        let removed = if member.holders.is_empty() {
             // shift_remove keeps first-join order for the others.
             members.by_user.shift_remove(key).map(|m| m.user_id)
         } else {
@@ -196,8 +311,8 @@ impl PresenceBook {
             .flat_map(|m| m.by_user.iter())
     }
 
-    fn key_of(&self, app: usize, channel: &str, socket: SocketId) -> Option<String> {
-        self.channel(app, channel)?.by_socket.get(&socket).cloned()
+    fn key_of(&self, app: usize, channel: &str, holder: &Holder) -> Option<String> {
+        self.channel(app, channel)?.by_holder.get(holder).cloned()
     }
 }
 
@@ -276,6 +391,35 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0], Change::Removed(json!(1)));
         assert_eq!(book.user_ids(0, &ch), vec![json!(2)]);
+    }
+
+    #[test]
+    fn remote_holders_count_like_local_ones() {
+        let mut book = PresenceBook::default();
+        let ch: Arc<str> = Arc::from("presence-room");
+        let node: Arc<str> = Arc::from("node-b/x1");
+        let local = SocketId::random(0);
+        // A user first seen on another node is added once...
+        let added = book.join_remote(0, &ch, node.clone(), "1.2".into(), joiner(json!(7), "Ada"));
+        assert_eq!(added.len(), 1);
+        // ...joining here too is not new, and the snapshot lists the user once.
+        let (changes, snap) = book.join(0, &ch, local, Some(joiner(json!(7), "Ada")));
+        assert!(changes.is_empty());
+        assert!(snap.contains(r#""count":1"#), "{snap}");
+        // The remote holder leaving keeps the member (still held here).
+        assert_eq!(book.leave_remote(0, &ch, node.clone(), "1.2".into()), None);
+        assert_eq!(book.user_ids(0, &ch), vec![json!(7)]);
+        // Only local holders are re-announced to a new node.
+        book.join_remote(0, &ch, node.clone(), "3.4".into(), joiner(json!(8), "Bob"));
+        let mine: Vec<_> = book.local_members().iter().map(|m| m.key.clone()).collect();
+        assert_eq!(mine, vec!["7".to_string()]);
+        // A vanished node takes its members with it.
+        assert_eq!(
+            book.drop_instance("node-b/x1"),
+            vec![(0, ch.clone(), json!(8))]
+        );
+        assert_eq!(book.user_ids(0, &ch), vec![json!(7)]);
+        assert!(book.drop_instance("node-b/x1").is_empty());
     }
 
     #[test]

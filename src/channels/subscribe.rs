@@ -16,6 +16,7 @@ use crate::pusher::auth;
 use crate::pusher::errors::PusherError;
 use crate::pusher::messages;
 use crate::pusher::socket_id::SocketId;
+use crate::scaling::fleet;
 use crate::server::shard::ShardState;
 use crate::server::ShardMsg;
 
@@ -225,12 +226,17 @@ pub fn on_owner_message(state: &ShardState, msg: ShardMsg) -> Option<ShardMsg> {
             socket,
             joiner,
         } => {
+            let told = joiner.as_ref().map(|j| (j.key.clone(), j.data.clone()));
             let (changes, snapshot) = state
                 .presence
                 .borrow_mut()
                 .join(app, &channel, socket, joiner);
             for change in changes {
-                announce(state, app, &channel, socket, change);
+                announce(state, app, &channel, Some(socket), change);
+            }
+            if let Some((key, data)) = told {
+                let socket = socket.to_string();
+                fleet::announce_local(state, app, &channel, &socket, &key, Some(data));
             }
             Some(ShardMsg::PresenceSnapshot(snapshot))
         }
@@ -245,15 +251,24 @@ pub fn on_owner_message(state: &ShardState, msg: ShardMsg) -> Option<ShardMsg> {
                 .borrow_mut()
                 .leave(app, &channel, socket, &key);
             if let Some(user_id) = removed {
-                announce(state, app, &channel, socket, Change::Removed(user_id));
+                announce(state, app, &channel, Some(socket), Change::Removed(user_id));
             }
+            fleet::announce_local(state, app, &channel, &socket.to_string(), &key, None);
             None
         }
         _ => None,
     }
 }
 
-fn announce(state: &ShardState, app: usize, channel: &Arc<str>, socket: SocketId, change: Change) {
+/// Tell the channel's subscribers on every shard about a membership change, except
+/// the socket that caused it.
+pub fn announce(
+    state: &ShardState,
+    app: usize,
+    channel: &Arc<str>,
+    except: Option<SocketId>,
+    change: Change,
+) {
     let (event, data) = match change {
         Change::Added(data) => ("pusher_internal:member_added", data.to_string()),
         Change::Removed(user_id) => (
@@ -264,6 +279,6 @@ fn announce(state: &ShardState, app: usize, channel: &Arc<str>, socket: SocketId
     let json = messages::generated(event, Some(&data), Some(channel));
     publish_now(
         state,
-        Delivery::member_event(app, channel.clone(), &json, Some(socket)),
+        Delivery::member_event(app, channel.clone(), &json, except),
     );
 }

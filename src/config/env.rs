@@ -11,7 +11,7 @@ use super::dotenv::Entry;
 use super::draft::{AppDraft, Draft, Origin, Tracked};
 use super::forms::{self, IntForm};
 use super::toml_file::client_events_warning;
-use super::{ClientEvents, ConfigError, Cores, RestartMode};
+use super::{ClientEvents, ConfigError, Cores, PresenceScope, RestartMode};
 
 const REVERB_APP_ID: &str = "REVERB_APP_ID";
 const REVERB_APP_KEY: &str = "REVERB_APP_KEY";
@@ -67,6 +67,7 @@ const OTHER_VARS: &[&str] = &[
     "REVERB_SHARD_METRICS",
     "REVERB_SHARD_METRICS_TOKEN",
     "REVERB_SHARD_NODE_ID",
+    "REVERB_SHARD_PRESENCE",
     "REVERB_SHARD_PULSE_DATABASE_URL",
 ];
 
@@ -305,6 +306,11 @@ fn apply_scaling(v: &EnvVars, d: &mut Draft) -> Result<(), ConfigError> {
     }
     if let Some(x) = v.string("REVERB_SHARD_NODE_ID") {
         sc.node_id = Some(x);
+    }
+    if let Some(x) = v.parsed("REVERB_SHARD_PRESENCE", forms::PRESENCE_SCOPE, |s| {
+        PresenceScope::parse(s).ok()
+    })? {
+        sc.presence = x;
     }
     let r = &mut sc.redis;
     if let Some(x) = v.string("REDIS_URL") {

@@ -77,6 +77,7 @@ pub(super) const APP_ID_INT: IntForm = IntForm {
 pub(super) const BOOL: &str = "true or false";
 pub(super) const CORES: &str = "\"auto\" or a whole number of shards >= 1";
 pub(super) const RESTART_MODE: &str = "\"handover\" or \"exit\"";
+pub(super) const PRESENCE_SCOPE: &str = "\"fleet\" or \"node\"";
 pub(super) const PATH: &str = "a URL path prefix such as \"/ws\" (no spaces, '?' or '#')";
 
 /// Environment booleans: `true`/`1`/`yes`/`on` and `false`/`0`/`no`/`off`

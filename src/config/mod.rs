@@ -99,6 +99,30 @@ pub struct ScalingConfig {
     pub redis: RedisConfig,
     /// `None` = random per start.
     pub node_id: Option<String>,
+    /// Presence across nodes (scaling.md §6).
+    pub presence: PresenceScope,
+}
+
+/// `[scaling] presence`: whose members a presence channel lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceScope {
+    /// Members of the whole fleet (reverb-shard nodes share joins and leaves).
+    Fleet,
+    /// Members on this node only, like Reverb (for fleets mixed with Reverb nodes).
+    Node,
+}
+
+impl PresenceScope {
+    /// `"fleet"` or `"node"` (case-insensitive).
+    pub fn parse(s: &str) -> Result<PresenceScope, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fleet" => Ok(PresenceScope::Fleet),
+            "node" => Ok(PresenceScope::Node),
+            _ => Err(format!(
+                "invalid presence {s:?}: expected \"fleet\" or \"node\""
+            )),
+        }
+    }
 }
 
 /// `[scaling.redis]`. When `url` is set its parts override the other fields; use
@@ -174,6 +198,8 @@ pub struct Flags {
     pub hostname: Option<String>,
     pub cores: Option<Cores>,
     pub debug: bool,
+    /// `--pid-file`: where `start` writes its pid and `restart` looks.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Where [`load`] reads from.
@@ -231,6 +257,7 @@ impl Default for ScalingConfig {
             channel: "reverb".to_string(),
             redis: RedisConfig::default(),
             node_id: None,
+            presence: PresenceScope::Fleet,
         }
     }
 }

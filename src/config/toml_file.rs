@@ -9,7 +9,7 @@ use toml_edit::{ImDocument, Item, TableLike};
 
 use super::draft::{AppDraft, Draft, Origin, Tracked};
 use super::forms::{self, IntForm};
-use super::{ClientEvents, ConfigError, Cores, RestartMode};
+use super::{ClientEvents, ConfigError, Cores, PresenceScope, RestartMode};
 
 const ROOT_KEYS: &[&str] = &["server", "scaling", "apps", "pulse"];
 const SERVER_KEYS: &[&str] = &[
@@ -64,7 +64,7 @@ const PHP_TLS_OPTIONS: &[&str] = &[
     "reneg_window",
     "no_ticket",
 ];
-const SCALING_KEYS: &[&str] = &["enabled", "channel", "redis", "node_id"];
+const SCALING_KEYS: &[&str] = &["enabled", "channel", "redis", "node_id", "presence"];
 const REDIS_KEYS: &[&str] = &[
     "url", "host", "port", "username", "password", "database", "timeout",
 ];
@@ -356,6 +356,10 @@ impl Reader<'_> {
                 "enabled" => sc.enabled = self.boolean(&f)?,
                 "channel" => sc.channel = self.nonempty_string(&f)?,
                 "node_id" => sc.node_id = self.optional_string(&f)?,
+                "presence" => {
+                    sc.presence = PresenceScope::parse(&self.string(&f)?)
+                        .map_err(|_| self.bad(&f, forms::PRESENCE_SCOPE))?
+                }
                 "redis" => {
                     for k in self.fields(self.table(&f)?, "[scaling.redis]", REDIS_KEYS)? {
                         let r = &mut draft.scaling.redis;

@@ -1,8 +1,10 @@
 //! The server-wide settings a shard needs at run time, taken once from the config.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::scaling::settings::ScalingSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -13,6 +15,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Pusher's limits on names and sizes (config.md `pusher_limits`).
     pub pusher_limits: bool,
+    /// The Redis link's settings; `None` without scaling.
+    pub scaling: Option<Arc<ScalingSettings>>,
 }
 
 impl Settings {
@@ -23,6 +27,10 @@ impl Settings {
             outbound_buffer: config.server.outbound_buffer,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
             pusher_limits: config.server.pusher_limits,
+            // The Redis target was checked when the configuration was loaded.
+            scaling: ScalingSettings::from_config(config)
+                .unwrap_or_else(|e| panic!("unchecked scaling configuration: {e}"))
+                .map(Arc::new),
         }
     }
 }

@@ -35,6 +35,13 @@ pub struct ShardState {
     pub cache: RefCell<EventCache>,
     /// Presence members of the channels this shard owns.
     pub presence: RefCell<PresenceBook>,
+    /// Monitoring: this shard's counters and endpoint settings (`crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// TLS on the port (`crate::tls`): one config built before the shards started,
+    /// shared by all of them; `None` = plain TCP. Set by the server after `new`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The process's Redis link (scaling): on shard 0 only, which owns it.
+    pub link: Option<Rc<crate::scaling::link::Link>>,
 }
 
 impl ShardState {
@@ -44,7 +51,15 @@ impl ShardState {
         mesh: Mesh<ShardMsg>,
         stop: StopSignal,
     ) -> ShardState {
+        let link = match &settings.scaling {
+            Some(scaling) if mesh.id() == 0 => {
+                Some(Rc::new(crate::scaling::link::Link::new(scaling.clone())))
+            }
+            _ => None,
+        };
         ShardState {
+            // Before `apps` moves into the state.
+            metrics: crate::metrics::Metrics::new(apps.iter().count()),
             id: mesh.id(),
             count: mesh.count(),
             apps,
@@ -56,6 +71,8 @@ impl ShardState {
             registry: RefCell::new(Registry::default()),
             cache: RefCell::new(EventCache::default()),
             presence: RefCell::new(PresenceBook::default()),
+            tls: None,
+            link,
         }
     }
 

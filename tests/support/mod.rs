@@ -8,6 +8,7 @@ pub mod channels;
 pub mod client;
 pub mod http_api;
 pub mod raw;
+pub mod redis;
 pub mod server;
 pub mod sign;
 
