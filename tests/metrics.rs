@@ -307,6 +307,7 @@ fn figures_follow_connections_messages_and_api_calls() {
         ("reverb_rate_limited_messages_total", "counter"),
         ("reverb_slow_consumers_closed_total", "counter"),
         ("reverb_mesh_queue_full_total", "counter"),
+        ("reverb_mesh_parked_messages", "gauge"),
         ("reverb_redis_link_up", "gauge"),
         ("reverb_redis_dropped_publishes_total", "counter"),
         ("reverb_open_fds", "gauge"),
@@ -322,6 +323,10 @@ fn figures_follow_connections_messages_and_api_calls() {
         assert!(first
             .value("reverb_mesh_queue_full_total", &[("shard", &s)])
             .is_some());
+        assert_eq!(
+            first.value("reverb_mesh_parked_messages", &[("shard", &s)]),
+            Some(0.0)
+        );
     }
     assert_eq!(
         first.value("reverb_messages_sent_total", &[("app", APP_ID)]),

@@ -204,6 +204,10 @@ impl<M: Send + 'static> MeshCore<M> {
         self.full_events.get()
     }
 
+    pub(crate) fn parked(&self) -> usize {
+        self.outbox.borrow().iter().map(VecDeque::len).sum()
+    }
+
     fn sender(&self, to: usize) -> Option<&ConnectedSender<Envelope<M>>> {
         self.senders.get()?.get(to)?.as_ref()
     }
@@ -427,6 +431,12 @@ impl<M: Send + 'static> Mesh<M> {
     /// deferred.
     pub fn full_events(&self) -> u64 {
         self.core.full_events()
+    }
+
+    /// Messages this shard has parked because their queue was full (posts and
+    /// deferred replies waiting for room): the visible part of mesh back-pressure.
+    pub fn parked(&self) -> usize {
+        self.core.parked()
     }
 
     /// Install the function that handles messages sent to this shard (replacing any

@@ -472,3 +472,45 @@ fn post_keeps_order_with_send_to_through_a_full_queue() {
     });
     assert_eq!(results[1], (0..N).collect::<Vec<_>>());
 }
+
+#[test]
+fn parked_counts_posts_waiting_for_room_until_they_are_sent() {
+    let results = within(DEADLINE, || {
+        Builder::new()
+            .shards(2)
+            .queue_capacity(4)
+            .build::<u64>()
+            .unwrap()
+            .run(|shard| async move {
+                let stop = shard.stop_handle();
+                shard.mesh().serve(move |incoming| {
+                    if incoming.msg == 99 {
+                        stop.stop();
+                    }
+                });
+                let mut seen = (0, 0);
+                if shard.id() == 0 {
+                    // No await between the posts: at most the queue's capacity can go
+                    // out at once, the rest waits in the outbox.
+                    for i in 0..100 {
+                        shard.mesh().post(1, i);
+                    }
+                    seen.0 = shard.mesh().parked();
+                    while shard.mesh().parked() > 0 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    seen.1 = shard.mesh().parked();
+                }
+                shard.stopped().await;
+                seen
+            })
+            .unwrap()
+    });
+    // A handful fit in the queue (its capacity, rounded up by the channel).
+    assert!(
+        results[0].0 >= 90,
+        "parked after 100 posts: {}",
+        results[0].0
+    );
+    assert_eq!(results[0].1, 0);
+}

@@ -165,6 +165,20 @@ pub fn render(app_ids: &[&str], shards: &[ShardSnapshot], process: &ProcessFigur
     }
 
     out.family(
+        "reverb_mesh_parked_messages",
+        "Messages a shard holds back because the queue to another shard is full (mesh queue depth beyond the queue itself).",
+        "gauge",
+    );
+    for shard in shards {
+        let shard_id = shard.shard.to_string();
+        out.sample(
+            "reverb_mesh_parked_messages",
+            &[("shard", &shard_id)],
+            shard.mesh_parked as u64,
+        );
+    }
+
+    out.family(
         "reverb_redis_link_up",
         "1 while the Redis scaling link is connected, else 0.",
         "gauge",
@@ -277,6 +291,7 @@ mod tests {
             apps,
             http: vec![(ApiRoute::Events, 200, 2)],
             mesh_full_events: id as u64,
+            mesh_parked: 0,
         }
     }
 

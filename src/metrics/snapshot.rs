@@ -33,6 +33,8 @@ pub struct ShardSnapshot {
     pub http: Vec<(ApiRoute, u16, u64)>,
     /// How often a non-waiting mesh send from this shard found its queue full.
     pub mesh_full_events: u64,
+    /// Messages parked in this shard's outboxes, waiting for room in a mesh queue.
+    pub mesh_parked: usize,
 }
 
 impl ShardSnapshot {
@@ -69,6 +71,7 @@ impl ShardSnapshot {
             apps,
             http: metrics.http_counts(),
             mesh_full_events: state.mesh.full_events(),
+            mesh_parked: state.mesh.parked(),
         }
     }
 }
