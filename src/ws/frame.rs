@@ -405,6 +405,119 @@ pub fn pong_frame(payload: &[u8]) -> Vec<u8> {
     encode(OP_PONG, &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)])
 }
 
+// Client side: `reverb-shard bench` talks to servers as a client, so it sends masked
+// frames and reads the server's unmasked ones in place, without copying payloads.
+
+/// The frame kinds of RFC 6455, for code that builds or reads frames as a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opcode {
+    Continuation,
+    Text,
+    Binary,
+    Close,
+    Ping,
+    Pong,
+}
+
+impl Opcode {
+    fn bits(self) -> u8 {
+        match self {
+            Opcode::Continuation => OP_CONTINUATION,
+            Opcode::Text => OP_TEXT,
+            Opcode::Binary => OP_BINARY,
+            Opcode::Close => OP_CLOSE,
+            Opcode::Ping => OP_PING,
+            Opcode::Pong => OP_PONG,
+        }
+    }
+
+    fn from_bits(bits: u8) -> Option<Opcode> {
+        Some(match bits {
+            OP_CONTINUATION => Opcode::Continuation,
+            OP_TEXT => Opcode::Text,
+            OP_BINARY => Opcode::Binary,
+            OP_CLOSE => Opcode::Close,
+            OP_PING => Opcode::Ping,
+            OP_PONG => Opcode::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// The header of a frame at the front of a buffer, as a client reads a server's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    pub fin: bool,
+    /// `None` for an opcode RFC 6455 does not define.
+    pub opcode: Option<Opcode>,
+    /// Whether the frame is masked (a server must not mask; the caller decides what
+    /// to do with one that does).
+    pub masked: bool,
+    /// Any RSV bit set (no extension is ever negotiated, so this is a violation).
+    pub rsv: bool,
+    /// Bytes before the payload: the header and, when masked, the masking key.
+    pub header_len: usize,
+    pub payload_len: u64,
+}
+
+impl FrameHead {
+    /// Header plus payload, in bytes.
+    pub fn frame_len(&self) -> u64 {
+        self.header_len as u64 + self.payload_len
+    }
+}
+
+/// Reads the header of the frame at the front of `input` without touching its payload;
+/// `None` while `input` is too short to hold the whole header.
+pub fn frame_head(input: &[u8]) -> Option<FrameHead> {
+    let (&b0, &b1) = (input.first()?, input.get(1)?);
+    let masked = b1 & MASK_BIT != 0;
+    let (payload_len, len_end) = match b1 & 0x7F {
+        126 => {
+            let bytes = input.get(2..4)?;
+            (u64::from(u16::from_be_bytes([bytes[0], bytes[1]])), 4)
+        }
+        127 => {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(input.get(2..10)?);
+            (u64::from_be_bytes(be), 10)
+        }
+        short => (u64::from(short), 2),
+    };
+    let header_len = if masked { len_end + 4 } else { len_end };
+    if input.len() < header_len {
+        return None;
+    }
+    Some(FrameHead {
+        fin: b0 & FIN != 0,
+        opcode: Opcode::from_bits(b0 & 0x0F),
+        masked,
+        rsv: b0 & RSV_BITS != 0,
+        header_len,
+        payload_len,
+    })
+}
+
+/// Appends one masked FIN frame, what a client sends (RFC 6455 5.3), masked with `mask`.
+pub fn encode_masked_into(opcode: Opcode, payload: &[u8], mask: [u8; 4], out: &mut Vec<u8>) {
+    let len = payload.len();
+    out.reserve(header_len(len) + 4 + len);
+    out.push(FIN | opcode.bits());
+    if len < 126 {
+        out.push(MASK_BIT | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(MASK_BIT | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(MASK_BIT | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    unmask(&mut out[start..], mask);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1547,5 +1660,50 @@ mod tests {
             let payload = vec![b'x'; len];
             assert_eq!(server_frame_payload(&text_frame(&payload)), &payload[..]);
         }
+    }
+}
+
+#[cfg(test)]
+mod client_side_tests {
+    use super::*;
+
+    #[test]
+    fn masked_frames_decode_as_client_messages() {
+        for len in [0usize, 5, 125, 126, 65_535, 65_536] {
+            let payload = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let mut out = Vec::new();
+            encode_masked_into(Opcode::Text, payload.as_bytes(), [1, 2, 3, 4], &mut out);
+            let head = frame_head(&out).unwrap();
+            assert!(head.masked && head.fin && !head.rsv);
+            assert_eq!(head.opcode, Some(Opcode::Text));
+            assert_eq!(head.frame_len(), out.len() as u64);
+            let mut decoder = Decoder::new(1 << 20);
+            let (used, message) = decoder.decode(&out).unwrap();
+            assert_eq!(used, out.len());
+            assert_eq!(message, Some(Message::Text(payload.into_bytes())));
+        }
+        let mut out = Vec::new();
+        encode_masked_into(Opcode::Pong, b"hi", [9, 8, 7, 6], &mut out);
+        let (_, message) = Decoder::new(10).decode(&out).unwrap();
+        assert_eq!(message, Some(Message::Pong(b"hi".to_vec())));
+    }
+
+    #[test]
+    fn frame_head_reads_server_frames() {
+        for len in [0usize, 125, 126, 65_535, 65_536] {
+            let frame = text_frame(&vec![b'x'; len]);
+            let head = frame_head(&frame).unwrap();
+            assert_eq!(head.opcode, Some(Opcode::Text));
+            assert!(head.fin && !head.masked);
+            assert_eq!(head.payload_len, len as u64);
+            assert_eq!(&frame[head.header_len..], server_frame_payload(&frame));
+            // A header cut anywhere is not readable yet.
+            assert_eq!(frame_head(&frame[..head.header_len - 1]), None);
+        }
+        let close = close_frame(1000, "bye");
+        let head = frame_head(&close).unwrap();
+        assert_eq!(head.opcode, Some(Opcode::Close));
+        assert_eq!(frame_head(&[0x83, 0]).unwrap().opcode, None);
+        assert!(frame_head(&[0xC1, 0]).unwrap().rsv);
     }
 }
