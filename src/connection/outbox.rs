@@ -115,6 +115,17 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Move up to `max` more queued frames into `out` without waiting (the writer
+    /// gathers what piled up while it was busy into one write).
+    pub fn take_ready(&self, out: &mut Vec<Frame>, max: usize) {
+        let mut queue = self.queue.borrow_mut();
+        let n = queue.len().min(max);
+        for frame in queue.drain(..n) {
+            self.bytes.set(self.bytes.get() - frame.len());
+            out.push(frame);
+        }
+    }
+
     fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -136,6 +147,22 @@ mod tests {
         out.seal(Frame::Owned(vec![1; 2]), true);
         assert_eq!(out.queued_bytes(), 2);
         assert_eq!(out.push(Frame::Owned(vec![0; 1])), Pushed::Dropped);
+    }
+
+    #[test]
+    fn take_ready_moves_queued_frames_in_order_and_frees_their_bytes() {
+        let out = Outbox::new(100);
+        for i in 0..5u8 {
+            out.push(Frame::Owned(vec![i; 10]));
+        }
+        let mut batch = Vec::new();
+        out.take_ready(&mut batch, 3);
+        let firsts: Vec<u8> = batch.iter().map(|f| f[0]).collect();
+        assert_eq!(firsts, [0, 1, 2]);
+        assert_eq!(out.queued_bytes(), 20);
+        out.take_ready(&mut batch, 64);
+        assert_eq!(batch.len(), 5);
+        assert_eq!(out.queued_bytes(), 0);
     }
 
     #[test]

@@ -59,14 +59,18 @@ pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: 
                 conn.socket_id,
                 conn.app.config.activity_timeout,
             )),
-            "subscribe" => subscribe::subscribe(shard, conn, data).await,
+            // Boxed: a subscription's state (a presence round trip) is large and
+            // rare, and would otherwise sit in every idle connection's reader task.
+            "subscribe" => Box::pin(subscribe::subscribe(shard, conn, data)).await,
             "unsubscribe" => subscribe::unsubscribe(shard, conn, data),
             "signin" => signin::signin(conn, data),
             _ => conn.send_error(PusherError::InvalidMessage),
         }
         return;
     }
-    on_client_event(shard, conn, &event, message).await;
+    // Boxed for the same reason as subscribe: only a message that is a client event
+    // pays for the publish state, not every idle connection.
+    Box::pin(on_client_event(shard, conn, &event, message)).await;
 }
 
 /// Parse a message: a JSON object with a non-empty string `event`; a `data` string that
