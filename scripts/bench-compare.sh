@@ -274,8 +274,8 @@ scenario_args() {
   case "$1" in
     connect)
       ARGS=(connect --connections "$CONNECT_N" --concurrency "$CONNECT_CONC" --duration "$CONNECT_HOLD")
-      # One source address gives ~28,000 ephemeral ports towards one server port.
-      if [ "$CONNECT_N" -gt 25000 ]; then ARGS+=(--source-ips 4); fi
+      # One source address stalls past ~14k connections (port reuse); spread above 10k.
+      if [ "$CONNECT_N" -gt 10000 ]; then ARGS+=(--source-ips 4); fi
       DURATION="$CONNECT_HOLD" ;;
     fanout)
       ARGS=(fanout --subscribers "$FANOUT_S" --channels "$FANOUT_C" --rate "$FANOUT_R" --duration "$FANOUT_D")

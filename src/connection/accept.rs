@@ -105,7 +105,10 @@ pub async fn serve_socket(shard: Rc<ShardState>, tcp: TcpStream) {
                     }
                     let key = key.to_string();
                     let origin = request.header("origin").map(str::to_string);
-                    let leftover = std::mem::take(&mut buf);
+                    // The request buffer was sized for reads (4 KiB); an idle
+                    // connection keeps only the bytes that followed the request.
+                    let mut leftover = std::mem::take(&mut buf);
+                    leftover.shrink_to_fit();
                     // The session runs as its own task, so this one (sized for the HTTP
                     // API's handlers) ends here instead of living as long as the
                     // WebSocket: several KiB less per idle connection.
