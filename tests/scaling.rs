@@ -214,6 +214,13 @@ fn presence_is_fleet_wide() {
     // Bob again, on A: not new to the fleet, so no member_added anywhere.
     let mut a2 = peer(&f.a);
     a2.join(room, Some(&bob));
+    // Cy joins on A after that: when B announces Cy, B has also learnt that A holds
+    // Bob (one node's presence changes reach the others in order).
+    let cy = member(json!(5), "Cy");
+    let mut a3 = peer(&f.a);
+    a3.join(room, Some(&cy));
+    a1.expect_text(&member_added_text(room, &cy));
+    b1.expect_text(&member_added_text(room, &cy));
     // Bob's B connection leaves: Bob is still on A, so no member_removed. Eve joining
     // on B afterwards is published after that leave by the same node, so it reaches
     // A after it: A's next message proves no member_removed came first.
@@ -223,7 +230,7 @@ fn presence_is_fleet_wide() {
     a1.expect_text(&member_added_text(room, &eve));
 
     // Both nodes answer with the fleet's members and distinct user count.
-    let all = vec![json!(1), json!(2), json!(9)];
+    let all = vec![json!(1), json!(2), json!(5), json!(9)];
     await_users(&f.a, room, &all);
     assert_eq!(users_on(&f.b, room), all);
     for server in [&f.a, &f.b] {
@@ -232,7 +239,7 @@ fn presence_is_fleet_wide() {
             &format!("/channels/{room}"),
             &[("info", "user_count")],
         );
-        assert_eq!(info["user_count"], 3, "{info}");
+        assert_eq!(info["user_count"], 4, "{info}");
         assert_eq!(info["occupied"], true, "{info}");
     }
 
@@ -509,4 +516,38 @@ fn members_of_a_vanished_node_expire() {
         }
     }
     assert_eq!(users_on(&f.a, room), vec![json!(1)]);
+}
+
+#[test]
+fn a_node_starts_without_redis_and_links_up_once_it_appears() {
+    if !redis::available() {
+        return;
+    }
+    let _guard = FLEET.lock().unwrap_or_else(|e| e.into_inner());
+    // A port with nothing listening yet.
+    let port = support::free_port();
+    let a = start_node(port, "node-a", "");
+    // It serves its own clients at once and says why Redis is missing.
+    await_log_count(&a, "Disconnected from Redis", 1);
+    let mut local = peer(&a);
+    local.join_plain("orders");
+    ok(&trigger(
+        &a,
+        &json!({"name": "alone", "channel": "orders", "data": "1"}),
+    ));
+    local.expect_text(&event_text("alone", "1", "orders"));
+
+    // Redis comes up on that port: the node links up and reaches another node.
+    let _redis = RedisServer::start_on(port);
+    await_linked(&a, 1);
+    let b = start_node(port, "node-b", "");
+    await_linked(&b, 1);
+    let mut remote = peer(&b);
+    remote.join_plain("orders");
+    ok(&trigger(
+        &a,
+        &json!({"name": "linked", "channel": "orders", "data": "2"}),
+    ));
+    local.expect_text(&event_text("linked", "2", "orders"));
+    remote.expect_text(&event_text("linked", "2", "orders"));
 }

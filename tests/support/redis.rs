@@ -37,7 +37,11 @@ pub fn available() -> bool {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = super::free_port();
+        RedisServer::start_on(super::free_port())
+    }
+
+    /// Start on a given port (e.g. one a node is already trying to reach).
+    pub fn start_on(port: u16) -> RedisServer {
         let mut server = RedisServer { child: None, port };
         server.restart();
         server
