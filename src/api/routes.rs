@@ -163,26 +163,26 @@ async fn users(state: &ShardState, app: &App, name: &str) -> Response {
     if !ChannelKind::of(name).presence {
         return Response::json(400, "{}");
     }
-    let node_scoped = state
-        .settings
-        .scaling
-        .as_ref()
-        .is_some_and(|s| !s.fleet_presence);
-    if node_scoped {
-        // Each node knows only its own members: ask the fleet (scaling.md §5).
-        if let Some(ids) = crate::scaling::query::users(state, app, name).await {
-            let users: Vec<Value> = ids.into_iter().map(|id| json!({ "id": id })).collect();
-            return Response::json(200, json!({ "users": users }).to_string());
-        }
-    }
-    let owner = presence::owner(app.index, name, state.count);
-    let ask = ShardMsg::PresenceUsers {
-        app: app.index,
-        channel: Arc::from(name),
+    // With node-scoped presence each node knows only its own members: ask the fleet
+    // (scaling.md §5); otherwise this process's presence owner knows them all.
+    let node_scoped = state.settings.scaling.is_some() && !state.settings.fleet_presence();
+    let fleet = match node_scoped {
+        true => crate::scaling::query::users(state, app, name).await,
+        false => None,
     };
-    let ids = match state.mesh.ask(owner, ask).await {
-        Ok(ShardMsg::Users(ids)) => ids,
-        _ => return unavailable(),
+    let ids = match fleet {
+        Some(ids) => ids,
+        None => {
+            let owner = presence::owner(app.index, name, state.count);
+            let ask = ShardMsg::PresenceUsers {
+                app: app.index,
+                channel: Arc::from(name),
+            };
+            match state.mesh.ask(owner, ask).await {
+                Ok(ShardMsg::Users(ids)) => ids,
+                _ => return unavailable(),
+            }
+        }
     };
     let users: Vec<Value> = ids.into_iter().map(|id| json!({ "id": id })).collect();
     Response::json(200, json!({ "users": users }).to_string())

@@ -32,18 +32,8 @@ pub fn start(state: &Rc<ShardState>, link: &Rc<Link>) {
     let (state, link) = (state.clone(), link.clone());
     glommio::spawn_local(async move {
         loop {
-            let slept = futures_lite::future::or(
-                async {
-                    glommio::timer::sleep(HEARTBEAT_EVERY).await;
-                    true
-                },
-                async {
-                    state.stop.wait().await;
-                    false
-                },
-            )
-            .await;
-            if !slept {
+            let slept = super::link::with_stop(&state, glommio::timer::sleep(HEARTBEAT_EVERY));
+            if slept.await.is_none() {
                 return;
             }
             link.publish(envelope::beacon(&link.settings, envelope::HEARTBEAT));
@@ -178,12 +168,7 @@ pub fn announce_local(
     key: &str,
     joined: Option<Value>,
 ) {
-    if !state
-        .settings
-        .scaling
-        .as_ref()
-        .is_some_and(|s| s.fleet_presence)
-    {
+    if !state.settings.fleet_presence() {
         return;
     }
     let change = PresenceChange {

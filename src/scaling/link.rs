@@ -268,7 +268,10 @@ async fn keep_connected(state: Rc<ShardState>, link: Rc<Link>, role: Role) {
 }
 
 /// `fut`, or `None` once the shard is stopping.
-async fn with_stop<T>(state: &ShardState, fut: impl std::future::Future<Output = T>) -> Option<T> {
+pub(super) async fn with_stop<T>(
+    state: &ShardState,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     futures_lite::future::or(async { Some(fut.await) }, async {
         state.stop.wait().await;
         None

@@ -102,11 +102,7 @@ pub async fn gather(
         }
         _ => merge::channels(&answers),
     };
-    let fleet_presence = state
-        .settings
-        .scaling
-        .as_ref()
-        .is_some_and(|s| s.fleet_presence);
+    let fleet_presence = state.settings.fleet_presence();
     let mut totals = BTreeMap::new();
     for (name, attributes) in merged {
         let occupied = attributes.get("occupied").and_then(Value::as_bool) == Some(true);
@@ -256,15 +252,7 @@ async fn local_answer(
                 Ok(ShardMsg::Users(ids)) => ids,
                 _ => return None,
             };
-            Some(Value::Array(
-                ids.into_iter()
-                    .map(|id| {
-                        let mut user = Map::new();
-                        user.insert("id".into(), id);
-                        Value::Object(user)
-                    })
-                    .collect(),
-            ))
+            Some(merge::channel_users_answer(ids))
         }
     }
 }

@@ -20,6 +20,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether presence channels list the whole fleet's members (scaling with
+    /// `presence = "fleet"`), so this node's presence owners know every member.
+    pub fn fleet_presence(&self) -> bool {
+        self.scaling.as_ref().is_some_and(|s| s.fleet_presence)
+    }
+
     pub fn from_config(config: &Config) -> Settings {
         Settings {
             path: config.server.path.clone(),
