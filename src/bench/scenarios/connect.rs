@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{
     close_all, common_params, establish, seconds, server_sample, setup_all, spawn_reader,
-    subscribe, Prepared,
+    subscribe, Prepared, Window,
 };
 use crate::bench::args::ConnectArgs;
 use crate::bench::client::Conn;
@@ -30,8 +30,8 @@ const SETTLE: Duration = Duration::from_secs(1);
 
 struct Shared {
     args: ConnectArgs,
-    /// Server samples: everything established, end of the hold.
-    samples: Mutex<[Option<Sample>; 2]>,
+    /// Samples at the start (everything established) and end of the hold.
+    window: Window,
 }
 
 struct ShardOut {
@@ -66,7 +66,7 @@ pub fn run(args: &ConnectArgs, prepared: &Prepared) -> Result<Report, String> {
     let run = Arc::new(Run::new(common.clone(), prepared.endpoints.clone(), live));
     let shared = Arc::new(Shared {
         args: args.clone(),
-        samples: Mutex::new([None, None]),
+        window: Window::default(),
     });
     let initial = server_sample(common);
     let started_ns = clock::now_ns();
@@ -145,7 +145,7 @@ pub fn run(args: &ConnectArgs, prepared: &Prepared) -> Result<Report, String> {
     report.failures = failures;
 
     if !common.server_pids.is_empty() {
-        let [held, hold_end_sample] = *shared.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let (held, hold_end_sample) = shared.window.server();
         let mut s = Section::new("server", "server (from /proc)");
         let kib = |v: Option<Sample>| v.map_or(Val::None, |v| Val::Int(v.rss_kib));
         s.put(
@@ -265,13 +265,13 @@ async fn shard(env: Rc<Env>, shared: Arc<Shared>) -> ShardOut {
     let hold_start = env.barrier(0).await;
     env.run.live.enter(Phase::Running);
     if env.id == 0 {
-        shared.samples.lock().unwrap_or_else(|e| e.into_inner())[0] = server_sample(env.common());
+        shared.window.mark(0, env.common());
     }
     env.sleep_until(clock::instant_of(hold_start) + env.common().duration)
         .await;
     env.barrier(1).await;
     if env.id == 0 {
-        shared.samples.lock().unwrap_or_else(|e| e.into_inner())[1] = server_sample(env.common());
+        shared.window.mark(1, env.common());
     }
 
     env.run.live.enter(Phase::Closing);

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::delivery::{report_sections, Deliveries, Received};
 use super::{
-    close_all, common_params, establish, seconds, server_sample, server_section, setup_all,
-    subscribe, Prepared, Window,
+    close_all, common_params, establish, seconds, server_sample, setup_all, subscribe, Prepared,
+    Window,
 };
 use crate::bench::args::{FanoutArgs, Rate};
 use crate::bench::client::Conn;
@@ -200,19 +200,8 @@ pub fn run(args: &FanoutArgs, prepared: &Prepared) -> Result<Report, String> {
     failures.merge(setup_failures);
     report.failures = failures;
 
-    let (at_start, at_end) = shared.window.server();
-    report.server = server_section(
-        common,
-        initial,
-        at_start,
-        at_end,
-        Some(("deliveries", "deliveries", deliveries)),
-    );
-    report.push(
-        shared
-            .window
-            .client_section(common.cores, ("deliveries", "deliveries", deliveries)),
-    );
+    let work = ("deliveries", "deliveries", deliveries);
+    shared.window.sections(&mut report, common, initial, work);
     if let (Rate::PerSecond(asked), None) = (args.rate, args.events) {
         let achieved = published as f64 / seconds(run_start, publish_end).max(1e-9);
         if !report.interrupted && achieved < 0.9 * asked {

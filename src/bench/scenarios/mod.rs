@@ -323,6 +323,21 @@ impl Window {
         self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Fill the report's `server` section (from /proc, with `initial` taken before
+    /// anything connected) and add the `client` section, both over this window and per
+    /// million of `work`.
+    pub fn sections(
+        &self,
+        report: &mut Report,
+        common: &Common,
+        initial: Option<Sample>,
+        work: (&str, &str, u64),
+    ) {
+        let (start, end) = self.server();
+        report.server = server_section(common, initial, start, end, Some(work));
+        report.push(self.client_section(common.cores, work));
+    }
+
     /// The server samples at both ends.
     pub fn server(&self) -> (Option<Sample>, Option<Sample>) {
         let marks = self.lock();

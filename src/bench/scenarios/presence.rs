@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 
 use super::{
-    close_all, common_params, establish, seconds, server_sample, server_section, setup_all,
-    spawn_reader, subscribe, Prepared, Window,
+    close_all, common_params, establish, seconds, server_sample, setup_all, spawn_reader,
+    subscribe, Prepared, Window,
 };
 use crate::bench::args::{PresenceArgs, Rate};
 use crate::bench::client::{within, Conn};
@@ -252,18 +252,8 @@ pub fn run(args: &PresenceArgs, prepared: &Prepared) -> Result<Report, String> {
     ));
     failures.merge(setup_failures);
     report.failures = failures;
-    let (at_start, at_end) = shared.window.server();
-    report.server = server_section(
-        common,
-        initial,
-        at_start,
-        at_end,
-        Some(("member_events", "member events", added + removed)),
-    );
-    report.push(shared.window.client_section(
-        common.cores,
-        ("member_events", "member events", added + removed),
-    ));
+    let work = ("member_events", "member events", added + removed);
+    shared.window.sections(&mut report, common, initial, work);
     if added > 0
         && unmatched_added == 0
         && unmatched_removed == 0

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::delivery::{report_sections, Deliveries, Received};
 use super::{
-    close_all, common_params, establish, seconds, server_sample, server_section, setup_all,
-    subscribe, Prepared, Window,
+    close_all, common_params, establish, seconds, server_sample, setup_all, subscribe, Prepared,
+    Window,
 };
 use crate::bench::args::{Rate, WhisperArgs};
 use crate::bench::client::Conn;
@@ -193,19 +193,8 @@ pub fn run(args: &WhisperArgs, prepared: &Prepared) -> Result<Report, String> {
     );
     failures.merge(setup_failures);
     report.failures = failures;
-    let (at_start, at_end) = shared.window.server();
-    report.server = server_section(
-        common,
-        initial,
-        at_start,
-        at_end,
-        Some(("deliveries", "deliveries", deliveries)),
-    );
-    report.push(
-        shared
-            .window
-            .client_section(common.cores, ("deliveries", "deliveries", deliveries)),
-    );
+    let work = ("deliveries", "deliveries", deliveries);
+    shared.window.sections(&mut report, common, initial, work);
     if sent > 0 && lost == 0 && duplicates == 0 && subscribed == args.members as u64 {
         report.notes.push(format!(
             "every member received every other member's events exactly once ({deliveries} \
