@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::query::{self, Params};
 use super::signature::{self, Signed};
@@ -117,12 +117,7 @@ async fn channels(state: &ShardState, app: &App, params: &Params) -> Response {
     let Some(totals) = stats::gather(state, app.index, StatsFilter::Prefix(prefix)).await else {
         return unavailable();
     };
-    let wanted = wanted(params);
-    let mut out = Map::new();
-    for (name, t) in totals.into_iter().filter(|(_, t)| t.subscriptions > 0) {
-        let attributes = stats::attributes(state, app.index, &name, Some(t), wanted);
-        out.insert(name, attributes);
-    }
+    let out = stats::occupied_attributes(state, app.index, totals, wanted(params));
     Response::json(200, json!({ "channels": out }).to_string())
 }
 

@@ -172,6 +172,40 @@ pub fn attributes(
     Value::Object(out)
 }
 
+/// The attribute objects of each of `names` (occupied or not), from `totals`.
+pub fn named_attributes(
+    state: &ShardState,
+    app: usize,
+    names: &[String],
+    totals: &BTreeMap<String, ChannelTotals>,
+    wanted: Wanted,
+) -> Map<String, Value> {
+    names
+        .iter()
+        .map(|name| {
+            let t = totals.get(name).copied();
+            (name.clone(), attributes(state, app, name, t, wanted))
+        })
+        .collect()
+}
+
+/// The attribute objects of the occupied channels among `totals`.
+pub fn occupied_attributes(
+    state: &ShardState,
+    app: usize,
+    totals: BTreeMap<String, ChannelTotals>,
+    wanted: Wanted,
+) -> Map<String, Value> {
+    totals
+        .into_iter()
+        .filter(|(_, t)| t.subscriptions > 0)
+        .map(|(name, t)| {
+            let attributes = attributes(state, app, &name, Some(t), wanted);
+            (name, attributes)
+        })
+        .collect()
+}
+
 /// The cached event of a cache channel as a JSON object (every shard has a copy).
 fn cached_message(state: &ShardState, app: usize, name: &str) -> Option<Value> {
     let cache = state.cache.borrow();

@@ -138,13 +138,5 @@ async fn info_for(
     )
     .await
     .unwrap_or_default();
-    channels
-        .iter()
-        .map(|name| {
-            (
-                name.clone(),
-                stats::attributes(state, app.index, name, totals.get(name).copied(), wanted),
-            )
-        })
-        .collect()
+    stats::named_attributes(state, app.index, channels, &totals, wanted)
 }

@@ -208,37 +208,19 @@ async fn local_answer(
             ))
         }
         MetricType::Channels => {
-            let mut out = Map::new();
-            match &options.channels {
+            let out = match &options.channels {
                 Some(names) => {
-                    let totals = stats::gather_local(
-                        state,
-                        app.index,
-                        StatsFilter::Named(Arc::new(names.clone())),
-                    )
-                    .await?;
-                    for name in names {
-                        let attributes = stats::attributes(
-                            state,
-                            app.index,
-                            name,
-                            totals.get(name).copied(),
-                            wanted,
-                        );
-                        out.insert(name.clone(), attributes);
-                    }
+                    let filter = StatsFilter::Named(Arc::new(names.clone()));
+                    let totals = stats::gather_local(state, app.index, filter).await?;
+                    stats::named_attributes(state, app.index, names, &totals, wanted)
                 }
                 None => {
                     let prefix = options.filter.clone().filter(|p| !p.is_empty());
-                    let totals =
-                        stats::gather_local(state, app.index, StatsFilter::Prefix(prefix)).await?;
-                    for (name, t) in totals.into_iter().filter(|(_, t)| t.subscriptions > 0) {
-                        let attributes =
-                            stats::attributes(state, app.index, &name, Some(t), wanted);
-                        out.insert(name, attributes);
-                    }
+                    let filter = StatsFilter::Prefix(prefix);
+                    let totals = stats::gather_local(state, app.index, filter).await?;
+                    stats::occupied_attributes(state, app.index, totals, wanted)
                 }
-            }
+            };
             Some(Value::Object(out))
         }
         MetricType::ChannelUsers => {
