@@ -130,13 +130,14 @@ async fn on_client_event(
         // Relayed as received (after the data decoding), without user_id.
         ClientEvents::All => message,
     };
-    let json = Value::Object(relayed).to_string();
+    let relayed = Value::Object(relayed);
+    let json = relayed.to_string();
     crate::scaling::publish(shard, |scaling| {
         crate::scaling::envelope::message(
             scaling,
             conn.app.index,
             // Relayed exactly as local subscribers get it (scaling.md §2).
-            serde_json::from_str(&json).unwrap_or(Value::Null),
+            relayed,
             Some(conn.socket_id.to_string()),
         )
     });
