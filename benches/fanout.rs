@@ -35,7 +35,6 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -126,17 +125,6 @@ static LOCAL_DELIVER: Tally = Tally::new("local_deliver");
 static LOCAL_DRAIN: Tally = Tally::new("local_deliver_and_drain");
 static CROSS_SHARD: Tally = Tally::new("cross_shard");
 
-/// A waker that does nothing (the writer tasks are not running here).
-fn noop_waker() -> Waker {
-    fn clone(_: *const ()) -> RawWaker {
-        RawWaker::new(std::ptr::null(), &VTABLE)
-    }
-    fn noop(_: *const ()) {}
-    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
-    // SAFETY: the vtable's functions ignore the data pointer and are all no-ops.
-    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
-}
-
 /// A shard's state as the server builds it, with one app.
 fn shard_state(shard: &shards::Shard<ShardMsg>) -> Rc<ShardState> {
     let apps = Arc::new(Apps::new(&[AppConfig::new(
@@ -189,14 +177,16 @@ fn subscribe_many(state: &ShardState, n: usize) -> Vec<Rc<Connection>> {
         .collect()
 }
 
-/// Pop every queued frame, as the writer tasks would; how many there were.
-fn drain(conns: &[Rc<Connection>], cx: &mut Context<'_>) -> usize {
+/// Take every queued frame off the outboxes, as the writers would once the socket took
+/// their bytes; how many there were.
+fn drain(conns: &[Rc<Connection>]) -> usize {
     let mut frames = 0;
     for conn in conns {
-        while let Poll::Ready(Some(frame)) = conn.outbox.poll_next(cx) {
-            black_box(&frame);
+        let bytes = conn.outbox.queued_bytes();
+        conn.outbox.consume(bytes, |frame| {
+            black_box(frame);
             frames += 1;
-        }
+        });
     }
     frames
 }
@@ -212,12 +202,10 @@ fn local(iters: u64, timed_drain: bool) -> Duration {
         .run(move |shard| async move {
             let state = shard_state(&shard);
             let conns = subscribe_many(&state, SUBSCRIBERS);
-            let waker = noop_waker();
-            let mut cx = Context::from_waker(&waker);
             let delivery = Delivery::new(0, Arc::from(CHANNEL), EVENT, None);
             // Pre-warm: each outbox's queue gets its buffer.
             deliver_local(&state, &delivery);
-            assert_eq!(drain(&conns, &mut cx), SUBSCRIBERS);
+            assert_eq!(drain(&conns), SUBSCRIBERS);
 
             let mut took = Duration::ZERO;
             let mut allocated = 0;
@@ -226,14 +214,14 @@ fn local(iters: u64, timed_drain: bool) -> Duration {
                 let start = Instant::now();
                 deliver_local(&state, black_box(&delivery));
                 let drained = if timed_drain {
-                    let n = drain(&conns, &mut cx);
+                    let n = drain(&conns);
                     took += start.elapsed();
                     allocated += allocations() - before;
                     n
                 } else {
                     took += start.elapsed();
                     allocated += allocations() - before;
-                    drain(&conns, &mut cx)
+                    drain(&conns)
                 };
                 assert_eq!(drained, SUBSCRIBERS);
             }
@@ -273,14 +261,12 @@ fn cross_shard(iters: u64) -> Duration {
                 let end = Rc::new(Cell::new(None));
                 let delivered = Cell::new(0u64);
                 let (handler_state, handler_end) = (state.clone(), end.clone());
-                let waker = noop_waker();
                 shard.mesh().serve(move |incoming| match incoming.msg {
                     ShardMsg::Deliver(delivery) => {
                         // What the server's mesh handler does with a Deliver...
                         deliver_local(&handler_state, &delivery);
-                        // ...and what the writer tasks then take out.
-                        let mut cx = Context::from_waker(&waker);
-                        assert_eq!(drain(&conns, &mut cx), SUBSCRIBERS);
+                        // ...and what the writers then take out.
+                        assert_eq!(drain(&conns), SUBSCRIBERS);
                         let n = delivered.get() + 1;
                         delivered.set(n);
                         // The first event is the untimed warm-up.

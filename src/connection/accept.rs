@@ -103,8 +103,6 @@ pub async fn serve_socket(shard: Rc<ShardState>, tcp: TcpStream) {
                     {
                         return;
                     }
-                    let key = key.to_string();
-                    let origin = request.header("origin").map(str::to_string);
                     // The request buffer was sized for reads (4 KiB); an idle
                     // connection keeps only the bytes that followed the request.
                     let mut leftover = std::mem::take(&mut buf);
@@ -112,10 +110,8 @@ pub async fn serve_socket(shard: Rc<ShardState>, tcp: TcpStream) {
                     // The session runs as its own task, so this one (sized for the HTTP
                     // API's handlers) ends here instead of living as long as the
                     // WebSocket: several KiB less per idle connection.
-                    glommio::spawn_local(async move {
-                        super::session::run(shard, stream, &key, origin.as_deref(), leftover).await
-                    })
-                    .detach();
+                    let origin = request.header("origin");
+                    super::session::start(shard, stream, key, origin, leftover);
                     return;
                 }
                 Err(refusal) => return reply_and_close(&mut stream, refusal).await,
@@ -202,16 +198,16 @@ async fn close_stream(stream: &mut Stream) {
     let _ = with_timeout(CLOSE_TIMEOUT, stream.close()).await;
 }
 
-/// `Some(output)`, or `None` when `limit` passed first.
-pub async fn with_timeout<T>(
+/// `Some(output)`, or `None` when `limit` passed first. (A plain fn around two async
+/// blocks: an async fn would hold `fut` twice, and idle sessions hold this future.)
+pub fn with_timeout<T>(
     limit: Duration,
     fut: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
+) -> impl std::future::Future<Output = Option<T>> {
+    futures_lite::future::or(async move { Some(fut.await) }, async move {
         glommio::timer::sleep(limit).await;
         None
     })
-    .await
 }
 
 #[cfg(test)]

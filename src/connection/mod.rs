@@ -1,8 +1,8 @@
 //! One client connection: its state, how frames reach it, and how it ends.
 //!
 //! A connection lives its whole life on the shard that accepted it (design invariant
-//! 1): two local tasks (reader and writer) share it through an `Rc`, and only they
-//! touch its socket.
+//! 1): its session task (`session`) owns the socket; the shard's registry and
+//! channels reach the connection through an `Rc` to queue frames in its outbox.
 
 pub mod accept;
 pub mod outbox;
@@ -145,6 +145,7 @@ impl Connection {
         if self.is_closing() {
             return;
         }
+        self.outbox.trim();
         let interval = std::time::Duration::from_secs(self.app.config.ping_interval);
         match self.pinged_at.get() {
             None if now.duration_since(self.last_seen.get()) >= interval => {

@@ -39,7 +39,11 @@ pub enum Pushed {
 }
 
 pub struct Outbox {
+    /// Frames not yet fully written; the first may be partly written already.
     queue: RefCell<VecDeque<Frame>>,
+    /// Bytes of the first frame already on the wire.
+    head_written: Cell<usize>,
+    /// Bytes of `queue` not yet written.
     bytes: Cell<usize>,
     limit: usize,
     /// Set once the final (close) frame is queued: nothing is queued after it.
@@ -51,6 +55,7 @@ impl Outbox {
     pub fn new(limit: usize) -> Outbox {
         Outbox {
             queue: RefCell::new(VecDeque::new()),
+            head_written: Cell::new(0),
             bytes: Cell::new(0),
             limit,
             sealed: Cell::new(false),
@@ -72,14 +77,15 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Queue the last frame (a Close). `discard` drops whatever is still queued first.
+    /// Queue the last frame (a Close). `discard` drops whatever is still queued first,
+    /// except a frame already partly written (the peer must get it whole, or the Close
+    /// would be read as the rest of it).
     pub fn seal(&self, last: Frame, discard: bool) {
         if self.sealed.replace(true) {
             return;
         }
         if discard {
-            self.queue.borrow_mut().clear();
-            self.bytes.set(0);
+            self.discard_unstarted();
         }
         self.bytes.set(self.bytes.get() + last.len());
         self.queue.borrow_mut().push_back(last);
@@ -90,8 +96,19 @@ impl Outbox {
     pub fn abandon(&self) {
         self.sealed.set(true);
         self.queue.borrow_mut().clear();
+        self.head_written.set(0);
         self.bytes.set(0);
         self.wake();
+    }
+
+    fn discard_unstarted(&self) {
+        let mut queue = self.queue.borrow_mut();
+        let keep = usize::from(self.head_written.get() > 0).min(queue.len());
+        queue.truncate(keep);
+        let unwritten = queue
+            .front()
+            .map_or(0, |f| f.len() - self.head_written.get());
+        self.bytes.set(unwritten);
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -102,27 +119,58 @@ impl Outbox {
         self.bytes.get()
     }
 
-    /// The writer's wait: the next frame, or `None` once sealed and empty.
-    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        if let Some(frame) = self.queue.borrow_mut().pop_front() {
-            self.bytes.set(self.bytes.get() - frame.len());
-            return Poll::Ready(Some(frame));
+    /// Whether a frame is waiting to be written.
+    pub fn has_ready(&self) -> bool {
+        !self.queue.borrow().is_empty()
+    }
+
+    /// The writer's wait for the first frame: `Ready(true)` when one is queued,
+    /// `Ready(false)` once sealed and empty (nothing more will ever come).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.has_ready() {
+            return Poll::Ready(true);
         }
         if self.sealed.get() {
-            return Poll::Ready(None);
+            return Poll::Ready(false);
         }
         self.waker.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 
-    /// Move up to `max` more queued frames into `out` without waiting (the writer
-    /// gathers what piled up while it was busy into one write).
-    pub fn take_ready(&self, out: &mut Vec<Frame>, max: usize) {
+    /// The unwritten part of up to `max` queued frames, in order, to `each`.
+    pub fn unwritten(&self, max: usize, mut each: impl FnMut(&[u8])) {
+        let queue = self.queue.borrow();
+        let mut skip = self.head_written.get();
+        for frame in queue.iter().take(max) {
+            each(&frame[skip..]);
+            skip = 0;
+        }
+    }
+
+    /// `n` more bytes went out: drop the frames now fully written (each passed to
+    /// `written` first) and remember how far into the next one the write got.
+    pub fn consume(&self, mut n: usize, mut written: impl FnMut(&Frame)) {
+        self.bytes.set(self.bytes.get() - n);
         let mut queue = self.queue.borrow_mut();
-        let n = queue.len().min(max);
-        for frame in queue.drain(..n) {
-            self.bytes.set(self.bytes.get() - frame.len());
-            out.push(frame);
+        n += self.head_written.get();
+        while let Some(head) = queue.front() {
+            if n < head.len() {
+                break;
+            }
+            n -= head.len();
+            written(head);
+            queue.pop_front();
+        }
+        self.head_written.set(n);
+    }
+
+    /// Give back the queue's memory when it is empty. Called about once a second (the
+    /// heartbeat), so a connection that went quiet holds no queue at all while a busy
+    /// one allocates at most once a second, never once per frame.
+    pub fn trim(&self) {
+        let mut queue = self.queue.borrow_mut();
+        if queue.is_empty() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
         }
     }
 
@@ -149,20 +197,56 @@ mod tests {
         assert_eq!(out.push(Frame::Owned(vec![0; 1])), Pushed::Dropped);
     }
 
+    fn unwritten(out: &Outbox, max: usize) -> Vec<Vec<u8>> {
+        let mut parts = Vec::new();
+        out.unwritten(max, |part| parts.push(part.to_vec()));
+        parts
+    }
+
     #[test]
-    fn take_ready_moves_queued_frames_in_order_and_frees_their_bytes() {
+    fn partial_writes_resume_where_they_stopped_and_free_whole_frames() {
         let out = Outbox::new(100);
-        for i in 0..5u8 {
-            out.push(Frame::Owned(vec![i; 10]));
-        }
-        let mut batch = Vec::new();
-        out.take_ready(&mut batch, 3);
-        let firsts: Vec<u8> = batch.iter().map(|f| f[0]).collect();
-        assert_eq!(firsts, [0, 1, 2]);
-        assert_eq!(out.queued_bytes(), 20);
-        out.take_ready(&mut batch, 64);
-        assert_eq!(batch.len(), 5);
+        out.push(Frame::Owned(vec![1, 2, 3]));
+        out.push(Frame::Owned(vec![4, 5]));
+        out.push(Frame::Owned(vec![6]));
+        assert_eq!(unwritten(&out, 2), [vec![1, 2, 3], vec![4, 5]]);
+        let mut done = Vec::new();
+        out.consume(4, |f| done.push(f.to_vec()));
+        assert_eq!(done, [vec![1, 2, 3]]);
+        assert_eq!(out.queued_bytes(), 2);
+        assert_eq!(unwritten(&out, 64), [vec![5], vec![6]]);
+        out.consume(2, |f| done.push(f.to_vec()));
+        assert_eq!(done.len(), 3);
+        assert!(!out.has_ready());
         assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_close_never_cuts_into_a_partly_written_frame() {
+        let out = Outbox::new(100);
+        out.push(Frame::Owned(vec![1, 2, 3]));
+        out.push(Frame::Owned(vec![4, 5]));
+        out.consume(1, |_| {});
+        out.seal(Frame::Owned(vec![9]), true);
+        assert_eq!(unwritten(&out, 64), [vec![2, 3], vec![9]]);
+        assert_eq!(out.queued_bytes(), 3);
+        let out = Outbox::new(100);
+        out.push(Frame::Owned(vec![1, 2, 3]));
+        out.seal(Frame::Owned(vec![9]), true);
+        assert_eq!(unwritten(&out, 64), [vec![9]]);
+    }
+
+    #[test]
+    fn trim_frees_an_empty_queue_only() {
+        let out = Outbox::new(100);
+        out.push(Frame::Owned(vec![1; 10]));
+        out.trim();
+        assert!(out.has_ready(), "a queued frame survives trim");
+        out.consume(10, |_| {});
+        assert!(out.queue.borrow().capacity() > 0);
+        out.trim();
+        assert_eq!(out.queue.borrow().capacity(), 0);
+        assert!(!out.has_ready());
     }
 
     #[test]

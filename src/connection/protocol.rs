@@ -2,6 +2,8 @@
 //! rate limit, JSON parsing, the double-encoding rule, and dispatch of `pusher:`
 //! events and client events.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,18 @@ use crate::server::shard::ShardState;
 /// Longest message text shown in `--debug` lines.
 const DEBUG_PREVIEW: usize = 200;
 
-pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: &[u8]) {
+/// The rest of a message's handling when it must wait (a subscription's round trip to
+/// other shards, a client event's fan-out): boxed, because such states are large and
+/// rare and would otherwise sit in every idle connection's task.
+pub type Continuation<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Handle one complete message. Most answers are immediate; the rest is returned as a
+/// [`Continuation`] for the session to await.
+pub fn on_message<'a>(
+    shard: &'a Rc<ShardState>,
+    conn: &'a Rc<Connection>,
+    payload: &[u8],
+) -> Option<Continuation<'a>> {
     crate::debug!(
         "[shard {}] [app {}] Message Received {} {}",
         shard.id,
@@ -41,11 +54,12 @@ pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: 
             } else {
                 conn.send_error(PusherError::RateLimited);
             }
-            return;
+            return None;
         }
     }
-    let Some((event, message)) = parse(payload) else {
-        return conn.send_error(PusherError::InvalidMessage);
+    let Some((event, mut message)) = parse(payload) else {
+        conn.send_error(PusherError::InvalidMessage);
+        return None;
     };
     // Received = handled: past the rate limit and a Pusher message (what Reverb counts
     // for Pulse, minus its handler's own failures).
@@ -59,18 +73,19 @@ pub async fn on_message(shard: &Rc<ShardState>, conn: &Rc<Connection>, payload: 
                 conn.socket_id,
                 conn.app.config.activity_timeout,
             )),
-            // Boxed: a subscription's state (a presence round trip) is large and
-            // rare, and would otherwise sit in every idle connection's reader task.
-            "subscribe" => Box::pin(subscribe::subscribe(shard, conn, data)).await,
+            "subscribe" => {
+                let data = message.remove("data").unwrap_or(Value::Null);
+                return Some(Box::pin(async move {
+                    subscribe::subscribe(shard, conn, &data).await
+                }));
+            }
             "unsubscribe" => subscribe::unsubscribe(shard, conn, data),
             "signin" => signin::signin(conn, data),
             _ => conn.send_error(PusherError::InvalidMessage),
         }
-        return;
+        return None;
     }
-    // Boxed for the same reason as subscribe: only a message that is a client event
-    // pays for the publish state, not every idle connection.
-    Box::pin(on_client_event(shard, conn, &event, message)).await;
+    Some(Box::pin(on_client_event(shard, conn, event, message)))
 }
 
 /// Parse a message: a JSON object with a non-empty string `event`; a `data` string that
@@ -95,7 +110,7 @@ fn parse(payload: &[u8]) -> Option<(String, serde_json::Map<String, Value>)> {
 async fn on_client_event(
     shard: &ShardState,
     conn: &Connection,
-    event: &str,
+    event: String,
     mut message: serde_json::Map<String, Value>,
 ) {
     let channel = match message.get("channel") {
@@ -119,7 +134,7 @@ async fn on_client_event(
                 Some(subscription) => subscription.user_id.clone(),
             };
             let mut out = serde_json::Map::new();
-            out.insert("event".into(), event.into());
+            out.insert("event".into(), event.as_str().into());
             out.insert("channel".into(), channel.as_str().into());
             out.insert("data".into(), message.remove("data").unwrap_or(Value::Null));
             if let Some(user_id) = user_id {

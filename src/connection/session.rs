@@ -1,17 +1,21 @@
 //! A WebSocket session from the `101` to the closed socket: admission (app, quota,
-//! origin), the reader loop, the writer task, and the closing handshake.
+//! origin), then one task per connection that reads, writes and closes.
+//!
+//! The reader and the writer are two halves of that one task (polled together), not
+//! two tasks: an idle connection then costs one task allocation holding the socket
+//! and both halves' small states, which is most of what it costs at all.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use super::outbox::Frame;
+use super::outbox::{Frame, Outbox};
 use super::stream::Stream;
 use super::Connection;
 use crate::pusher::errors::PusherError;
@@ -23,9 +27,11 @@ use crate::ws::frame::{self, Decoder, Message};
 /// to answer the Close before the socket is cut.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-type SharedStream = Rc<RefCell<Stream>>;
+/// The socket, shared by the two halves of the session; each borrows it only inside
+/// a poll, never across an await.
+type SharedStream = RefCell<Stream>;
 
-/// The writer's "I am done" flag, with the reader waiting on it.
+/// The writer's "I am done" flag, with the closing half waiting on it.
 #[derive(Default)]
 struct WriterDone {
     done: Cell<bool>,
@@ -53,36 +59,45 @@ impl WriterDone {
     }
 }
 
-pub async fn run(
+/// Admit an upgraded socket and start its session task. Refused connections (unknown
+/// app, over quota, origin not allowed) still get a task that writes the refusal.
+pub fn start(
     shard: Rc<ShardState>,
     stream: Stream,
     key: &str,
     origin_header: Option<&str>,
     leftover: Vec<u8>,
 ) {
-    let stream: SharedStream = Rc::new(RefCell::new(stream));
+    let (conn, admitted) = admit(&shard, key, origin_header);
+    // Wrapped here rather than in `drive`, so the task's state holds the socket once
+    // (an async fn keeps its arguments' slots besides its locals).
+    let stream = RefCell::new(stream);
+    glommio::spawn_local(drive(shard, conn, stream, leftover, admitted)).detach();
+}
+
+/// The connection, and whether it was admitted (registered on the shard).
+fn admit(shard: &ShardState, key: &str, origin_header: Option<&str>) -> (Rc<Connection>, bool) {
     let socket_id = shard.mint_socket_id();
     let outbound = shard.settings.outbound_buffer;
-
     let Some(app) = shard.apps.by_key(key).cloned() else {
         // No app: still a Connection, so the refusal goes through the same writer.
         let conn = Rc::new(Connection::new(
             socket_id,
-            unknown_app_placeholder(&shard),
+            unknown_app_placeholder(shard),
             outbound,
         ));
         conn.refuse(PusherError::AppDoesNotExist);
-        return drive(&shard, conn, stream, leftover, false).await;
+        return (conn, false);
     };
     let conn = Rc::new(Connection::new(socket_id, app.clone(), outbound));
     if !app.try_admit() {
         conn.refuse(PusherError::OverQuota);
-        return drive(&shard, conn, stream, leftover, false).await;
+        return (conn, false);
     }
     if !origin::allowed(&app.config.allowed_origins, origin_header) {
         app.release();
         conn.refuse(PusherError::OriginNotAllowed);
-        return drive(&shard, conn, stream, leftover, false).await;
+        return (conn, false);
     }
     shard
         .connections
@@ -97,111 +112,140 @@ pub async fn run(
         socket_id,
         app.config.activity_timeout,
     ));
-    drive(&shard, conn, stream, leftover, true).await;
+    (conn, true)
 }
 
-/// Run the writer and the reader until the socket is closed; `admitted` connections
-/// are unregistered at the end.
-async fn drive(
-    shard: &Rc<ShardState>,
+/// The session task: the writer and the reader until the socket is closed; `admitted`
+/// connections are unregistered at the end.
+#[allow(clippy::manual_async_fn)] // on purpose: see the first comment inside
+fn drive(
+    shard: Rc<ShardState>,
     conn: Rc<Connection>,
     stream: SharedStream,
-    leftover: Vec<u8>,
+    mut pending: Vec<u8>,
     admitted: bool,
-) {
-    let done = Rc::new(WriterDone::default());
-    // Only admitted connections count in the metrics (a refusal has no real app).
-    let counted = admitted.then(|| shard.clone());
-    glommio::spawn_local(write_loop(
-        conn.clone(),
-        stream.clone(),
-        done.clone(),
-        counted,
-    ))
-    .detach();
-    if admitted {
-        read_loop(shard, &conn, &stream, leftover).await;
-    }
-    // Closing: let the writer flush the Close frame, then wait for the peer's answer.
-    if !conn.is_closing() {
-        conn.outbox.abandon();
-    }
-    let flushed = crate::connection::accept::with_timeout(CLOSE_LINGER, done.wait())
-        .await
-        .is_some();
-    if flushed {
-        drain_until_eof(shard, &stream, CLOSE_LINGER).await;
-    }
-    shutdown_both(&stream);
-    if admitted {
-        crate::channels::subscribe::leave_all(shard, &conn);
-        shard.connections.borrow_mut().remove(&conn.socket_id);
-        conn.app.release();
-        if conn.closed_as_slow() {
-            shard.metrics.counters.slow_consumer(conn.app.index);
-        }
-        crate::debug!(
-            "[shard {}] [app {}] Connection Closed {}",
-            shard.id,
-            conn.app.id(),
-            conn.socket_id
-        );
+) -> impl Future<Output = ()> {
+    // `async` blocks rather than `async fn`s, here and in `read_loop`: a block keeps
+    // what it captures in one place, where an async fn would also copy each argument
+    // into a local of its own, in every idle connection's task.
+    async move {
+        let done = WriterDone::default();
+        futures_lite::future::zip(
+            // The writer: what the outbox holds until it is sealed and empty, then FIN
+            // (with TLS, close_notify first). Only admitted connections count in the
+            // metrics (a refusal has no real app).
+            async {
+                let flushed =
+                    poll_fn(|cx| poll_write_outbox(&shard, &conn, &stream, admitted, cx)).await;
+                if flushed.is_err() {
+                    conn.outbox.abandon();
+                }
+                let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx)).await;
+                done.finish();
+            },
+            // The reader, until the connection ends; then the close: let the writer
+            // flush the Close frame, wait for the peer's answer, cut the socket and
+            // unregister.
+            async {
+                if admitted {
+                    read_loop(&shard, &conn, &stream, &mut pending).await;
+                }
+                if !conn.is_closing() {
+                    conn.outbox.abandon();
+                }
+                let flushed = crate::connection::accept::with_timeout(CLOSE_LINGER, done.wait())
+                    .await
+                    .is_some();
+                if flushed {
+                    drain_until_eof(&shard, &stream, CLOSE_LINGER).await;
+                }
+                // Also ends a writer still blocked on a peer that never reads.
+                shutdown_both(&stream);
+                if admitted {
+                    unregister(&shard, &conn);
+                }
+            },
+        )
+        .await;
     }
 }
 
-async fn read_loop(
-    shard: &Rc<ShardState>,
-    conn: &Rc<Connection>,
-    stream: &SharedStream,
-    leftover: Vec<u8>,
-) {
-    let mut decoder = Decoder::new(conn.app.config.max_message_size);
-    let mut pending = leftover;
-    let mut messages = Vec::new();
-    let mut fresh = 0;
-    loop {
-        // Decode what arrived (in the shard's scratch buffer) plus any partial frame.
-        let outcome = {
-            let scratch = shard.scratch.borrow();
-            decode_all(&mut decoder, &mut pending, &scratch[..fresh], &mut messages)
-        };
-        if fresh > 0 || !messages.is_empty() {
-            conn.touch(Instant::now());
-        }
-        for message in messages.drain(..) {
-            on_frame(shard, conn, message).await;
-        }
-        if let Err(violation) = outcome {
-            conn.close(violation.close_code(), violation.reason());
-        }
-        if conn.is_closing() {
-            return;
-        }
-        if conn.outbox.queued_bytes() > 0 {
-            // Let the writer flush what these messages queued before reading more:
-            // reads complete synchronously while input is waiting, so without this turn
-            // a client that pipelines requests (and reads every answer) fills its outbox
-            // faster than the writer ever runs and is closed as a slow consumer.
-            futures_lite::future::yield_now().await;
-        }
-        fresh = match read_into_scratch(shard, conn, stream).await {
-            Some(0) | None => return,
-            Some(n) => {
-                shard.metrics.counters.bytes_in(conn.app.index, n);
-                n
+fn unregister(shard: &Rc<ShardState>, conn: &Rc<Connection>) {
+    crate::channels::subscribe::leave_all(shard, conn);
+    shard.connections.borrow_mut().remove(&conn.socket_id);
+    conn.app.release();
+    if conn.closed_as_slow() {
+        shard.metrics.counters.slow_consumer(conn.app.index);
+    }
+    crate::debug!(
+        "[shard {}] [app {}] Connection Closed {}",
+        shard.id,
+        conn.app.id(),
+        conn.socket_id
+    );
+}
+
+/// `pending`: bytes of an incomplete frame (at first, what followed the request).
+#[allow(clippy::manual_async_fn)] // not an async fn on purpose: see `drive`
+fn read_loop<'a>(
+    shard: &'a Rc<ShardState>,
+    conn: &'a Rc<Connection>,
+    stream: &'a SharedStream,
+    pending: &'a mut Vec<u8>,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        let mut decoder = Decoder::new(conn.app.config.max_message_size);
+        let mut messages = Vec::new();
+        let mut fresh = 0;
+        loop {
+            // Decode what arrived (in the shard's scratch buffer) plus any partial frame.
+            let outcome = {
+                let scratch = shard.scratch.borrow();
+                decode_all(&mut decoder, pending, &scratch[..fresh], &mut messages)
+            };
+            if fresh > 0 || !messages.is_empty() {
+                conn.touch(Instant::now());
             }
-        };
+            // Popped from the back of the reversed list: unlike a `drain(..)` iterator,
+            // nothing but the list itself is held across the await.
+            messages.reverse();
+            while let Some(message) = messages.pop() {
+                if let Some(rest) = on_frame(shard, conn, message) {
+                    rest.await;
+                }
+            }
+            if let Err(violation) = outcome {
+                conn.close(violation.close_code(), violation.reason());
+            }
+            if conn.is_closing() {
+                return;
+            }
+            if conn.outbox.queued_bytes() > 0 {
+                // Let the writer flush what these messages queued before reading more:
+                // reads complete synchronously while input is waiting, so without this turn
+                // a client that pipelines requests (and reads every answer) fills its outbox
+                // faster than the writer ever runs and is closed as a slow consumer.
+                futures_lite::future::yield_now().await;
+            }
+            fresh = match read_into_scratch(shard, conn, stream).await {
+                Some(0) | None => return,
+                Some(n) => {
+                    shard.metrics.counters.bytes_in(conn.app.index, n);
+                    n
+                }
+            };
+        }
     }
 }
 
 /// One read into the shard-wide scratch buffer. `None` when the connection started
 /// closing meanwhile, `Some(0)` at EOF or on an error.
-async fn read_into_scratch(
-    shard: &ShardState,
-    conn: &Connection,
-    stream: &SharedStream,
-) -> Option<usize> {
-    poll_fn(|cx| {
+fn read_into_scratch<'a>(
+    shard: &'a ShardState,
+    conn: &'a Connection,
+    stream: &'a SharedStream,
+) -> impl Future<Output = Option<usize>> + 'a {
+    poll_fn(move |cx| {
         if conn.is_closing() {
             return Poll::Ready(None);
         }
@@ -214,7 +258,6 @@ async fn read_into_scratch(
             Poll::Pending => Poll::Pending,
         }
     })
-    .await
 }
 
 /// Decode every complete frame of `pending ++ fresh`; keep the incomplete tail in
@@ -260,13 +303,17 @@ fn decode_slice(
     }
 }
 
-async fn on_frame(shard: &Rc<ShardState>, conn: &Rc<Connection>, message: Message) {
+fn on_frame<'a>(
+    shard: &'a Rc<ShardState>,
+    conn: &'a Rc<Connection>,
+    message: Message,
+) -> Option<super::protocol::Continuation<'a>> {
     if conn.is_closing() {
-        return;
+        return None;
     }
     match message {
         Message::Text(payload) | Message::Binary(payload) => {
-            super::protocol::on_message(shard, conn, &payload).await
+            return super::protocol::on_message(shard, conn, &payload)
         }
         Message::Ping(payload) => {
             crate::debug!(
@@ -292,77 +339,84 @@ async fn on_frame(shard: &Rc<ShardState>, conn: &Rc<Connection>, message: Messag
             conn.close(code, &reason);
         }
     }
+    None
 }
 
-/// `counted`: the shard whose metrics count what is written (`None`: not counted).
-async fn write_loop(
-    conn: Rc<Connection>,
-    stream: SharedStream,
-    done: Rc<WriterDone>,
-    counted: Option<Rc<ShardState>>,
-) {
-    // Frames that piled up while this task waited for its turn go out in one
-    // `writev` (plain TCP): one system call per wake-up instead of one per frame.
-    let mut batch: Vec<Frame> = Vec::new();
-    while let Some(frame) = poll_fn(|cx| conn.outbox.poll_next(cx)).await {
-        batch.clear();
-        batch.push(frame);
-        if !stream.borrow().buffers_writes() {
-            conn.outbox.take_ready(&mut batch, GATHER);
+/// Write queued frames until the outbox is sealed and empty (`Ready(Ok)`) or the
+/// socket fails. Frames leave the outbox only once fully written, so the writer's own
+/// state is nothing but this poll: an idle connection holds no frame and no buffer.
+fn poll_write_outbox(
+    shard: &ShardState,
+    conn: &Connection,
+    stream: &SharedStream,
+    counted: bool,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<()>> {
+    let count = |frame: &Frame| {
+        if counted {
+            shard.metrics.counters.frame_out(conn.app.index, frame);
         }
-        if write_batch(&stream, &batch).await.is_err() {
-            conn.outbox.abandon();
-            break;
+    };
+    loop {
+        let mut stream = stream.borrow_mut();
+        if !conn.outbox.has_ready() && stream.buffers_writes() {
+            // rustls may hold the tail of the last frame until flushed.
+            ready!(Pin::new(&mut *stream).poll_flush(cx))?;
         }
-        if let Some(shard) = &counted {
-            for frame in &batch {
-                shard.metrics.counters.frame_out(conn.app.index, frame);
+        if !ready!(conn.outbox.poll_ready(cx)) {
+            return Poll::Ready(Ok(()));
+        }
+        // Whatever piled up while this half waited goes out in one gathered write
+        // (plain TCP): one system call per wake-up instead of one per frame.
+        let n = match stream.buffers_writes() {
+            false => gathered_write(stream.as_raw_fd(), &conn.outbox)?,
+            true => 0,
+        };
+        let n = if n > 0 {
+            n
+        } else {
+            // TLS, or the socket is full: the stream's own write, which waits for room.
+            let mut wrote = Poll::Pending;
+            conn.outbox.unwritten(1, |head| {
+                wrote = Pin::new(&mut *stream).poll_write(cx, head);
+            });
+            match ready!(wrote)? {
+                0 => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                n => n,
             }
-        }
+        };
+        conn.outbox.consume(n, count);
     }
-    drop(batch);
-    // Our side is finished: FIN after the last (Close) frame; with TLS, close_notify
-    // before it.
-    let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx)).await;
-    done.finish();
 }
 
-/// Frames gathered into one `writev` at most.
+/// Frames gathered into one write at most.
 const GATHER: usize = 64;
 
-/// Write every frame of `batch`, in order: one `writev` for as much as the socket takes
-/// at once, the rest (if any) with the stream's own waiting writes.
-async fn write_batch(stream: &SharedStream, batch: &[Frame]) -> std::io::Result<()> {
-    if batch.len() == 1 {
-        return write_all(stream, &batch[0]).await;
-    }
-    let mut written = gathered_write(stream.borrow().as_raw_fd(), batch)?;
-    for frame in batch {
-        if written >= frame.len() {
-            written -= frame.len();
-            continue;
-        }
-        write_all(stream, &frame[written..]).await?;
-        written = 0;
-    }
-    Ok(())
-}
-
-/// One non-blocking `writev` of `batch`; how many bytes the socket took (0 when it
-/// was full). Not async, so the iovec array never lives in the writer task's state.
-fn gathered_write(fd: std::os::unix::io::RawFd, batch: &[Frame]) -> std::io::Result<usize> {
+/// One non-blocking gathered write (`sendmsg`) of the outbox's first frames; how many
+/// bytes the socket took (0 when it was full).
+fn gathered_write(fd: std::os::unix::io::RawFd, outbox: &Outbox) -> std::io::Result<usize> {
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     }; GATHER];
-    for (slot, frame) in iov.iter_mut().zip(batch) {
-        slot.iov_base = frame.as_ptr() as *mut libc::c_void;
-        slot.iov_len = frame.len();
-    }
-    let count = batch.len().min(GATHER) as libc::c_int;
-    // SAFETY: every iovec points into a frame that `batch` keeps alive for the call;
-    // the socket is non-blocking, so this never stalls the shard.
-    let n = unsafe { libc::writev(fd, iov.as_ptr(), count) };
+    let mut count = 0;
+    outbox.unwritten(GATHER, |part| {
+        iov[count] = libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        };
+        count += 1;
+    });
+    // SAFETY: every iovec points into a frame the outbox holds until `consume` (after
+    // this call). The accepted socket itself is blocking (glommio sends with
+    // MSG_DONTWAIT instead), so the flag is what keeps a full socket from stalling the
+    // shard.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = count as _;
+        libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
     if n >= 0 {
         return Ok(n as usize);
     }
@@ -373,49 +427,36 @@ fn gathered_write(fd: std::os::unix::io::RawFd, batch: &[Frame]) -> std::io::Res
     }
 }
 
-async fn write_all(stream: &SharedStream, bytes: &[u8]) -> std::io::Result<()> {
-    let mut written = 0;
-    while written < bytes.len() {
-        let n = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, &bytes[written..]))
-            .await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        written += n;
-    }
-    if stream.borrow().buffers_writes() {
-        // rustls may hold the tail of the frame until flushed; nothing else would
-        // send it while the outbox is empty.
-        poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await?;
-    }
-    Ok(())
-}
-
 /// Read and discard until the peer closes or `limit` passes.
-async fn drain_until_eof(shard: &ShardState, stream: &SharedStream, limit: Duration) {
+fn drain_until_eof<'a>(
+    shard: &'a ShardState,
+    stream: &'a SharedStream,
+    limit: Duration,
+) -> impl Future<Output = ()> + 'a {
     let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        let read = crate::connection::accept::with_timeout(
-            left,
-            poll_fn(|cx| {
-                let mut scratch = shard.scratch.borrow_mut();
-                Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
-            }),
-        )
-        .await;
-        match read {
-            Some(Ok(n)) if n > 0 => continue,
-            _ => return,
+    async move {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let read = crate::connection::accept::with_timeout(
+                left,
+                poll_fn(|cx| {
+                    let mut scratch = shard.scratch.borrow_mut();
+                    Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
+                }),
+            )
+            .await;
+            match read {
+                Some(Ok(n)) if n > 0 => continue,
+                _ => return,
+            }
         }
     }
 }
 
 fn shutdown_both(stream: &SharedStream) {
-    // Also wakes a writer still blocked on a peer that never reads.
     let _ = unsafe { libc::shutdown(stream.borrow().as_raw_fd(), libc::SHUT_RDWR) };
 }
 
@@ -431,25 +472,21 @@ fn unknown_app_placeholder(shard: &ShardState) -> std::sync::Arc<crate::app::App
 }
 #[cfg(test)]
 mod tests {
-    /// The size of the future an async fn with these argument types returns.
-    fn future_size<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
     fn future_size5<A, B, C, D, E, F: std::future::Future>(
         _: impl FnOnce(A, B, C, D, E) -> F,
     ) -> usize {
         std::mem::size_of::<F>()
     }
 
-    /// Every idle connection holds its reader and writer tasks' futures: keep them
-    /// small (rare, large states such as a subscription are boxed while they run).
-    /// Was 5,344 + 1,296 bytes before the session got its own task.
+    /// Every idle connection holds its session task's future (the reader and the
+    /// writer halves together): keep it small (rare, large states such as a
+    /// subscription are boxed while they run). With glommio's task header (about 48
+    /// bytes) it must fit the allocator's 640-byte class. Was 5,344 + 1,296 bytes in
+    /// two tasks before the session got its own task, 896 + 272 before the writer
+    /// joined it, 840 before the async fns became async blocks.
     #[test]
-    fn an_idle_connection_holds_small_task_states() {
-        let reader = future_size5(super::run);
-        let writer = future_size(super::write_loop);
-        assert!(reader <= 1536, "session future: {reader} bytes");
-        assert!(writer <= 512, "writer future: {writer} bytes");
+    fn an_idle_connection_holds_a_small_task_state() {
+        let session = future_size5(super::drive);
+        assert!(session <= 592, "session future: {session} bytes");
     }
 }
