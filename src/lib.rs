@@ -15,6 +15,7 @@ pub mod connection;
 pub mod http;
 pub mod install;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod pidfile;
 pub mod pusher;

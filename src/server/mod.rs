@@ -445,6 +445,7 @@ async fn heartbeat_loop(state: Rc<ShardState>) {
         for conn in state.connections.borrow().values() {
             conn.heartbeat(now);
         }
+        crate::memory::give_back_freed();
         // Expired cache events only cost memory (reads check the age themselves), so
         // walking every cached channel once a minute is enough.
         if now.duration_since(last_purge) >= CACHE_PURGE_EVERY {
