@@ -4,13 +4,13 @@
 //! Every variant runs on real shards (`shards::Builder`, pinned glommio executors) with
 //! a real `ShardState` holding 10,000 real `Connection`s registered in its `Registry`
 //! as subscribers of one channel, exactly as `pusher:subscribe` leaves them. No sockets:
-//! what is measured ends where a connection's writer task would take the frame.
+//! what is measured ends where a connection's writer would take the frame.
 //!
 //! - `fanout/local_deliver`: `channels::publish::deliver_local` of one event to the
 //!   10,000 local subscribers (each gets `Frame::Shared` in its outbox). The outboxes
 //!   are emptied after each event outside the timed section.
 //! - `fanout/local_deliver_and_drain`: the same plus popping every frame again
-//!   (`Outbox::poll_next`, what each writer task does before its `write`), timed.
+//!   (`Outbox::consume`, what each writer does once the socket took the bytes), timed.
 //! - `fanout/cross_shard`: `channels::publish::publish` on shard 0, which has no
 //!   subscribers: the event is encoded once (`Delivery::new`) and one
 //!   `ShardMsg::Deliver` crosses the mesh to shard 1, whose handler does what the

@@ -17,7 +17,7 @@
 //! - `subscribe/public_round_trip`: `channels::subscribe::subscribe` with the decoded
 //!   data of `{"channel":"prices"}` (10,000 other local subscribers there), which queues
 //!   `pusher_internal:subscription_succeeded`, then `unsubscribe`; the queued frame is
-//!   popped again (what the writer task does), all timed.
+//!   taken off again (what the writer does once it is written), all timed.
 //! - `subscribe/private_round_trip`: the same on `private-prices` with a valid `auth`,
 //!   so the channel-auth signature check is included.
 //!

@@ -49,7 +49,8 @@ pub struct Connection {
     pub subscriptions: RefCell<HashMap<Arc<str>, Subscription>>,
     /// The user id bound by `pusher:signin`, if any.
     pub user: RefCell<Option<String>>,
-    /// The reader task, woken when someone else decides to close the connection.
+    /// The session task's waker for its reader half, woken when someone else decides
+    /// to close the connection.
     reader: Cell<Option<Waker>>,
     /// Closed for falling behind its outbound bound (counted in the metrics at the end).
     slow: Cell<bool>,
