@@ -175,7 +175,7 @@ impl Connection {
     }
 
     pub(crate) fn set_reader_waker(&self, waker: &Waker) {
-        self.reader.set(Some(waker.clone()));
+        outbox::remember(&self.reader, waker);
     }
 
     fn wake_reader(&self) {

@@ -133,7 +133,7 @@ impl Outbox {
         if self.sealed.get() {
             return Poll::Ready(false);
         }
-        self.waker.set(Some(cx.waker().clone()));
+        remember(&self.waker, cx.waker());
         Poll::Pending
     }
 
@@ -178,6 +178,16 @@ impl Outbox {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+    }
+}
+
+/// Store `waker` in `slot` unless the one there already wakes the same task: the session
+/// polls this on every wake-up, and cloning a glommio waker is a reference count
+/// update on the task.
+pub fn remember(slot: &Cell<Option<Waker>>, waker: &Waker) {
+    match slot.take() {
+        Some(held) if held.will_wake(waker) => slot.set(Some(held)),
+        _ => slot.set(Some(waker.clone())),
     }
 }
 
