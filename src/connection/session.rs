@@ -69,8 +69,8 @@ pub fn start(
     leftover: Vec<u8>,
 ) {
     let (conn, admitted) = admit(&shard, key, origin_header);
-    // Wrapped here rather than in `drive`, so the task's state holds the socket once
-    // (an async fn keeps its arguments' slots besides its locals).
+    // The writer and reader halves take turns with the socket, each borrowing it only
+    // inside a poll.
     let stream = RefCell::new(stream);
     glommio::spawn_local(drive(shard, conn, stream, leftover, admitted)).detach();
 }
