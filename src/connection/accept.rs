@@ -199,7 +199,8 @@ async fn close_stream(stream: &mut Stream) {
 }
 
 /// `Some(output)`, or `None` when `limit` passed first. (A plain fn around two async
-/// blocks: an async fn would hold `fut` twice, and idle sessions hold this future.)
+/// blocks: an async fn would hold `fut` twice, and every session's state is sized for
+/// its closing wait.)
 pub fn with_timeout<T>(
     limit: Duration,
     fut: impl std::future::Future<Output = T>,

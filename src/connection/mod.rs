@@ -50,7 +50,9 @@ pub struct Connection {
     /// The user id bound by `pusher:signin`, if any.
     pub user: RefCell<Option<String>>,
     /// The session task's waker for its reader half, woken when someone else decides
-    /// to close the connection.
+    /// to close the connection. The same task as the outbox's waker but not the same
+    /// slot: that one is armed only while the writer waits for frames, so a push to a
+    /// consumer whose socket is full does not poll the task for nothing.
     reader: Cell<Option<Waker>>,
     /// Closed for falling behind its outbound bound (counted in the metrics at the end).
     slow: Cell<bool>,

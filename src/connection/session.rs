@@ -368,9 +368,10 @@ fn poll_write_outbox(
         }
         // Whatever piled up while this half waited goes out in one gathered write
         // (plain TCP): one system call per wake-up instead of one per frame.
-        let n = match stream.buffers_writes() {
-            false => gathered_write(stream.as_raw_fd(), &conn.outbox)?,
-            true => 0,
+        let n = if stream.buffers_writes() {
+            0
+        } else {
+            gathered_write(stream.as_raw_fd(), &conn.outbox)?
         };
         let n = if n > 0 {
             n
