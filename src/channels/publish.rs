@@ -72,7 +72,9 @@ pub fn deliver_local(state: &ShardState, delivery: &Delivery) {
     };
     for conn in subscribers.values() {
         if Some(conn.socket_id) != delivery.except {
-            conn.send(Frame::Shared(delivery.frame.clone()));
+            state
+                .writes
+                .send(conn, Frame::Shared(delivery.frame.clone()));
         }
     }
 }

@@ -5,6 +5,7 @@
 //! channels reach the connection through an `Rc` to queue frames in its outbox.
 
 pub mod accept;
+pub mod batch;
 pub mod outbox;
 pub mod protocol;
 pub mod session;
@@ -13,6 +14,7 @@ pub mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::os::unix::io::RawFd;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -56,6 +58,12 @@ pub struct Connection {
     reader: Cell<Option<Waker>>,
     /// Closed for falling behind its outbound bound (counted in the metrics at the end).
     slow: Cell<bool>,
+    /// Registered in the shard's write batch, which will send what the outbox holds.
+    pub(crate) in_batch: Cell<bool>,
+    /// The plain TCP socket while its session writes to it, for the write batch; -1
+    /// otherwise (TLS, a refusal, or once the writer is done: the socket may then
+    /// close at any time).
+    pub(crate) write_fd: Cell<RawFd>,
 }
 
 impl Connection {
@@ -72,6 +80,8 @@ impl Connection {
             user: RefCell::new(None),
             reader: Cell::new(None),
             slow: Cell::new(false),
+            in_batch: Cell::new(false),
+            write_fd: Cell::new(-1),
         }
     }
 
@@ -89,17 +99,30 @@ impl Connection {
     /// Queue a ready frame; a consumer over its bound is closed as slow.
     pub fn send(&self, frame: Frame) {
         if self.outbox.push(frame) == Pushed::Overflow {
-            crate::debug!(
-                "[app {}] Slow consumer closed {}",
-                self.app.id(),
-                self.socket_id
-            );
-            self.slow.set(true);
-            let (code, reason) = close::SLOW_CONSUMER;
-            self.outbox
-                .seal(Frame::Owned(frame::close_frame(code, reason)), true);
-            self.wake_reader();
+            self.close_as_slow();
         }
+    }
+
+    /// `send` without waking the writer: the write batch sends it.
+    pub(crate) fn send_quietly(&self, frame: Frame) -> Pushed {
+        let pushed = self.outbox.push_quietly(frame);
+        if pushed == Pushed::Overflow {
+            self.close_as_slow();
+        }
+        pushed
+    }
+
+    fn close_as_slow(&self) {
+        crate::debug!(
+            "[app {}] Slow consumer closed {}",
+            self.app.id(),
+            self.socket_id
+        );
+        self.slow.set(true);
+        let (code, reason) = close::SLOW_CONSUMER;
+        self.outbox
+            .seal(Frame::Owned(frame::close_frame(code, reason)), true);
+        self.wake_reader();
     }
 
     /// Send `pusher:error`.

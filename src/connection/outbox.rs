@@ -64,6 +64,16 @@ impl Outbox {
     }
 
     pub fn push(&self, frame: Frame) -> Pushed {
+        let pushed = self.push_quietly(frame);
+        if pushed == Pushed::Queued {
+            self.wake();
+        }
+        pushed
+    }
+
+    /// Queue without waking the writer: for a frame someone else sends
+    /// (`batch::WriteBatch`), which wakes the writer only for what it leaves behind.
+    pub fn push_quietly(&self, frame: Frame) -> Pushed {
         if self.sealed.get() {
             return Pushed::Dropped;
         }
@@ -73,7 +83,6 @@ impl Outbox {
         }
         self.bytes.set(bytes);
         self.queue.borrow_mut().push_back(frame);
-        self.wake();
         Pushed::Queued
     }
 
@@ -172,6 +181,11 @@ impl Outbox {
         if queue.is_empty() && queue.capacity() > 0 {
             *queue = VecDeque::new();
         }
+    }
+
+    /// Hand what is queued to the writer (if it is waiting for frames).
+    pub fn wake_writer(&self) {
+        self.wake();
     }
 
     fn wake(&self) {

@@ -135,8 +135,16 @@ fn drive(
             // (with TLS, close_notify first). Only admitted connections count in the
             // metrics (a refusal has no real app).
             async {
+                if admitted && !stream.borrow().buffers_writes() {
+                    // Broadcasts may now be written by the shard's write batch too.
+                    conn.write_fd.set(stream.borrow().as_raw_fd());
+                }
                 let flushed =
                     poll_fn(|cx| poll_write_outbox(&shard, &conn, &stream, admitted, cx)).await;
+                // Before the socket can close (it lives until both halves are done; a
+                // task is only ever dropped unfinished with its executor, when no
+                // flusher runs any more).
+                conn.write_fd.set(-1);
                 if flushed.is_err() {
                     conn.outbox.abandon();
                 }

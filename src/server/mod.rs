@@ -224,6 +224,11 @@ async fn shard_main(
         }
     });
     glommio::spawn_local(heartbeat_loop(state.clone())).detach();
+    glommio::spawn_local({
+        let state = state.clone();
+        async move { state.writes.run_flusher(&state.metrics.counters).await }
+    })
+    .detach();
     if let Some(link) = &state.link {
         crate::scaling::link::start(&state, link);
         crate::scaling::fleet::start(&state, link);

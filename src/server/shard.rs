@@ -42,6 +42,9 @@ pub struct ShardState {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The process's Redis link (scaling): on shard 0 only, which owns it.
     pub link: Option<Rc<crate::scaling::link::Link>>,
+    /// Broadcast frames on their way out, one system call per batch
+    /// (`crate::connection::batch`).
+    pub writes: crate::connection::batch::WriteBatch,
 }
 
 impl ShardState {
@@ -73,6 +76,7 @@ impl ShardState {
             presence: RefCell::new(PresenceBook::default()),
             tls: None,
             link,
+            writes: crate::connection::batch::WriteBatch::new(),
         }
     }
 
