@@ -17,6 +17,13 @@
 //!   server's mesh handler does (`deliver_local`) and then drains the outboxes. Events
 //!   are published back to back (the mesh's back-pressure paces shard 0), timed from
 //!   the first publish to the moment shard 1 finished the last one.
+//! - `fanout/publish_1_shard` and `fanout/publish_2_shards`: every shard holds 10,000
+//!   subscribers of the channel; shard 0 publishes (`channels::publish::publish`:
+//!   encode, deliver locally, one `Deliver` per other shard) and drains its outboxes,
+//!   each other shard delivers and drains in its mesh handler; timed from the first
+//!   publish until the last shard finished the last event. Deliveries per second with
+//!   2 shards ÷ with 1 shard is how far a second core adds to the server's own fan-out
+//!   path (no sockets; design invariant 2: nothing shared behind a lock).
 //!
 //! Throughput is reported per delivery (one event to one subscriber): criterion's
 //! time per iteration divided by 10,000 is the time per delivery.
@@ -324,6 +331,86 @@ fn cross_shard(iters: u64) -> Duration {
     end - start
 }
 
+/// When one shard of a `publish_everywhere` run finished the last event.
+type Finished = Option<Instant>;
+
+/// `iters` events published on shard 0 of a `shards`-shard runtime, every shard holding
+/// `SUBSCRIBERS` subscribers: the time from the first publish until every shard
+/// delivered (and drained) the last event.
+fn publish_everywhere(iters: u64, shards: usize) -> Duration {
+    let runtime = shards::Builder::new()
+        .shards(shards)
+        .build::<ShardMsg>()
+        .expect("one allowed CPU per shard");
+    let out = runtime
+        .run(move |shard| async move {
+            let state = shard_state(&shard);
+            let conns = Rc::new(subscribe_many(&state, SUBSCRIBERS));
+            if shard.id() != 0 {
+                let end = Rc::new(Cell::new(None));
+                let delivered = Cell::new(0u64);
+                let (handler_state, handler_end) = (state.clone(), end.clone());
+                shard.mesh().serve(move |incoming| match incoming.msg {
+                    ShardMsg::Deliver(delivery) => {
+                        deliver_local(&handler_state, &delivery);
+                        assert_eq!(drain(&conns), SUBSCRIBERS);
+                        let n = delivered.get() + 1;
+                        delivered.set(n);
+                        // The first event is the untimed warm-up.
+                        if n == iters + 1 {
+                            handler_end.set(Some(Instant::now()));
+                        }
+                    }
+                    ShardMsg::CountConnections => {
+                        if let Some(reply) = incoming.reply {
+                            let count = handler_state.connections.borrow().len() as u64;
+                            reply.send(ShardMsg::Count(count));
+                        }
+                    }
+                    _ => {}
+                });
+                shard.stopped().await;
+                return (None, end.get());
+            }
+            shard.mesh().serve(|_| {});
+            let mesh = state.mesh.clone();
+            let others = 1..state.count;
+            // Every other shard answers once it serves, i.e. once its subscribers are in place.
+            for to in others.clone() {
+                let ready = mesh.ask(to, ShardMsg::CountConnections).await;
+                assert!(matches!(ready, Ok(ShardMsg::Count(n)) if n == SUBSCRIBERS as u64));
+            }
+            // One untimed event warms every outbox.
+            publish(&state, Delivery::new(0, Arc::from(CHANNEL), EVENT, None)).await;
+            assert_eq!(drain(&conns), SUBSCRIBERS);
+            for to in others.clone() {
+                mesh.ask(to, ShardMsg::CountConnections).await.unwrap();
+            }
+
+            let start = Instant::now();
+            for _ in 0..iters {
+                let delivery = Delivery::new(0, Arc::from(CHANNEL), EVENT, None);
+                publish(&state, delivery).await;
+                assert_eq!(drain(&conns), SUBSCRIBERS);
+            }
+            let mine = Instant::now();
+            // Behind the last Deliver: returns once each shard handled it.
+            for to in others {
+                mesh.ask(to, ShardMsg::CountConnections).await.unwrap();
+            }
+            shard.stop_handle().stop();
+            (Some(start), Some(mine))
+        })
+        .expect("bench shards");
+    let start = out[0].0.expect("shard 0 started");
+    let end = out
+        .iter()
+        .map(|(_, end): &(Finished, Finished)| end.expect("every shard delivered every event"))
+        .max()
+        .expect("at least one shard");
+    end - start
+}
+
 /// Allocations of `Delivery::new` alone (channel name, frame, shared bytes, the
 /// `Delivery`), to tell the encoding's share of the cross-shard count from the mesh's.
 fn encode_allocations() -> f64 {
@@ -356,6 +443,18 @@ fn main() {
         group.bench_function("cross_shard", |b| b.iter_custom(cross_shard));
     } else {
         println!("fanout/cross_shard: skipped (needs 2 allowed CPUs)");
+    }
+    group.throughput(Throughput::Elements(SUBSCRIBERS as u64));
+    group.bench_function("publish_1_shard", |b| {
+        b.iter_custom(|n| publish_everywhere(n, 1))
+    });
+    if shards::allowed_cpus().map_or(0, |cpus| cpus.len()) >= 2 {
+        group.throughput(Throughput::Elements(2 * SUBSCRIBERS as u64));
+        group.bench_function("publish_2_shards", |b| {
+            b.iter_custom(|n| publish_everywhere(n, 2))
+        });
+    } else {
+        println!("fanout/publish_2_shards: skipped (needs 2 allowed CPUs)");
     }
     group.finish();
     c.final_summary();
