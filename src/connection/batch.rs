@@ -18,8 +18,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
@@ -32,6 +34,11 @@ const ENTRIES: usize = 256;
 /// Frames of one connection gathered into its `sendmsg` at most.
 const GATHER: usize = 8;
 
+/// How long after a failed ring setup the next batch tries again.
+const RETRY_SETUP_AFTER: Duration = Duration::from_secs(60);
+/// Failed submissions in a row (a millisecond apart) before giving up on the process.
+const SUBMIT_ATTEMPTS: u32 = 1000;
+
 const EMPTY_IOVEC: libc::iovec = libc::iovec {
     iov_base: std::ptr::null_mut(),
     iov_len: 0,
@@ -41,9 +48,13 @@ const EMPTY_IOVEC: libc::iovec = libc::iovec {
 pub struct WriteBatch {
     /// Set up by the first flush, so a shard that never broadcasts holds none.
     ring: RefCell<Option<Ring>>,
-    /// io_uring cannot be set up as needed here (an old kernel, a sandbox): every write
-    /// goes through the connection's own writer.
+    /// io_uring could not be set up as needed here (an old kernel, a sandbox, or for a
+    /// moment no file descriptor or memory): every write goes through the connection's
+    /// own writer until `heartbeat` lets the next flush try again.
     unavailable: Cell<bool>,
+    /// When setting up the ring last failed; whether that was said in the log.
+    failed_at: Cell<Option<Instant>>,
+    warned: Cell<bool>,
     pending: RefCell<Vec<Rc<Connection>>>,
     /// The flusher task, while it waits for work.
     flusher: Cell<Option<Waker>>,
@@ -60,6 +71,8 @@ impl WriteBatch {
         WriteBatch {
             ring: RefCell::new(None),
             unavailable: Cell::new(false),
+            failed_at: Cell::new(None),
+            warned: Cell::new(false),
             pending: RefCell::new(Vec::new()),
             flusher: Cell::new(None),
         }
@@ -108,6 +121,17 @@ impl WriteBatch {
         }
     }
 
+    /// Called about once a second: a minute after the ring could not be set up, let the
+    /// next batch try again (the cause may have been passing: no free descriptor).
+    pub fn heartbeat(&self, now: Instant) {
+        if let Some(failed) = self.failed_at.get() {
+            if now.duration_since(failed) >= RETRY_SETUP_AFTER {
+                self.failed_at.set(None);
+                self.unavailable.set(false);
+            }
+        }
+    }
+
     /// Send what every registered connection has queued, `ENTRIES` connections per
     /// system call.
     pub fn flush(&self, counters: &ShardMetrics) {
@@ -116,11 +140,17 @@ impl WriteBatch {
             match Ring::new() {
                 Ok(ring) => *slot = Some(ring),
                 Err(e) => {
-                    crate::warn!(
-                        "io_uring cannot batch broadcast writes here ({e}): each connection \
-                         writes its own (slower under fan-out, otherwise the same)"
-                    );
+                    if !self.warned.replace(true) {
+                        crate::warn!(
+                            "io_uring cannot batch broadcast writes here ({e}): each \
+                             connection writes its own (slower under fan-out, otherwise the \
+                             same); trying again once a minute"
+                        );
+                    } else {
+                        crate::debug!("io_uring for batched writes still unavailable: {e}");
+                    }
                     self.unavailable.set(true);
+                    self.failed_at.set(Some(Instant::now()));
                     for conn in self.pending.borrow_mut().drain(..) {
                         conn.in_batch.set(false);
                         conn.outbox.wake_writer();
@@ -167,13 +197,12 @@ impl Ring {
     /// outbox.
     fn send_all(&mut self, chunk: &[Rc<Connection>], counters: &ShardMetrics) {
         // Each entry's `sendmsg` arguments, alive until every entry completed: on the
-        // stack (46 KB) for this call only. Kept on the heap for the shard's life they
-        // cost every connection accepted afterwards ~200 bytes more RSS (measured with
-        // `bench connect`: 1,540 -> 1,740 B), the allocator placing small objects
-        // less densely beside them.
-        let mut iovecs = [[EMPTY_IOVEC; GATHER]; ENTRIES];
-        // SAFETY: an all-zero msghdr is a valid empty one (no name, no control data).
-        let mut headers: [libc::msghdr; ENTRIES] = unsafe { std::mem::zeroed() };
+        // stack (46 KB, each entry filled only when used) for this call only. Kept on the
+        // heap for the shard's life they cost every connection accepted afterwards ~200
+        // bytes more RSS (measured with `bench connect`: 1,540 -> 1,740 B), the
+        // allocator placing small objects less densely beside them.
+        let mut iovecs = [const { MaybeUninit::<[libc::iovec; GATHER]>::uninit() }; ENTRIES];
+        let mut headers = [const { MaybeUninit::<libc::msghdr>::uninit() }; ENTRIES];
         let mut submitted = 0;
         for (i, conn) in chunk.iter().enumerate() {
             conn.in_batch.set(false);
@@ -182,7 +211,7 @@ impl Ring {
                 // Its writer got there first, or the session is over.
                 continue;
             }
-            let iov = &mut iovecs[i];
+            let iov = iovecs[i].write([EMPTY_IOVEC; GATHER]);
             let mut count = 0;
             conn.outbox.unwritten(GATHER, |part| {
                 iov[count] = libc::iovec {
@@ -202,7 +231,8 @@ impl Ring {
                     .flags(flags)
                     .build()
             } else {
-                let header = &mut headers[i];
+                // SAFETY: an all-zero msghdr is a valid empty one (no name, no control).
+                let header = headers[i].write(unsafe { std::mem::zeroed() });
                 header.msg_iov = iov.as_mut_ptr();
                 header.msg_iovlen = count as _;
                 opcode::SendMsg::new(types::Fd(fd), header as *const libc::msghdr)
@@ -229,10 +259,17 @@ impl Ring {
             if let Err(e) = self.uring.submit_and_wait(submitted - completed) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     failures += 1;
-                    crate::warn!("batched write submission failed: {e}; retrying");
+                    if failures == 1 {
+                        crate::warn!("batched write submission failed: {e}; retrying");
+                    }
                     // The frames' memory must not be released while the kernel may
-                    // still read it, so there is no giving up quietly here.
-                    assert!(failures < 100, "io_uring submission keeps failing: {e}");
+                    // still read it, so there is no giving up quietly here; a kernel
+                    // short of memory gets a millisecond at a time to recover.
+                    assert!(
+                        failures < SUBMIT_ATTEMPTS,
+                        "io_uring submission kept failing for a second: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
             for cqe in self.uring.completion() {

@@ -450,6 +450,7 @@ async fn heartbeat_loop(state: Rc<ShardState>) {
         for conn in state.connections.borrow().values() {
             conn.heartbeat(now);
         }
+        state.writes.heartbeat(now);
         crate::memory::give_back_freed();
         // Expired cache events only cost memory (reads check the age themselves), so
         // walking every cached channel once a minute is enough.
