@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
-use super::outbox::{Frame, Pushed};
+use super::outbox::{Frame, Pushed, EMPTY_IOVEC};
 use super::Connection;
 use crate::metrics::counters::ShardMetrics;
 
@@ -38,11 +38,6 @@ const GATHER: usize = 8;
 const RETRY_SETUP_AFTER: Duration = Duration::from_secs(60);
 /// Failed submissions in a row (a millisecond apart) before giving up on the process.
 const SUBMIT_ATTEMPTS: u32 = 1000;
-
-const EMPTY_IOVEC: libc::iovec = libc::iovec {
-    iov_base: std::ptr::null_mut(),
-    iov_len: 0,
-};
 
 /// One shard's batch: connections with frames to send, and the ring that sends them.
 pub struct WriteBatch {
@@ -134,7 +129,7 @@ impl WriteBatch {
 
     /// Send what every registered connection has queued, `ENTRIES` connections per
     /// system call.
-    pub fn flush(&self, counters: &ShardMetrics) {
+    fn flush(&self, counters: &ShardMetrics) {
         let mut slot = self.ring.borrow_mut();
         if slot.is_none() {
             match Ring::new() {
@@ -212,14 +207,7 @@ impl Ring {
                 continue;
             }
             let iov = iovecs[i].write([EMPTY_IOVEC; GATHER]);
-            let mut count = 0;
-            conn.outbox.unwritten(GATHER, |part| {
-                iov[count] = libc::iovec {
-                    iov_base: part.as_ptr() as *mut libc::c_void,
-                    iov_len: part.len(),
-                };
-                count += 1;
-            });
+            let count = conn.outbox.unwritten_iovecs(iov);
             let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
             let entry = if count == 1 {
                 // The usual case at a steady rate: a plain send skips the kernel's

@@ -28,6 +28,12 @@ impl Deref for Frame {
     }
 }
 
+/// An iovec that points nowhere, to fill arrays of them with.
+pub const EMPTY_IOVEC: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
 /// What happened to a pushed frame.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
@@ -156,6 +162,21 @@ impl Outbox {
         }
     }
 
+    /// The same as `unwritten`, as the iovecs of a gathered write: fills the front of
+    /// `iov` (one entry per frame, as many as fit) and says how many entries it filled.
+    /// They point into the queued frames: valid until the next `consume` or `push`.
+    pub fn unwritten_iovecs(&self, iov: &mut [libc::iovec]) -> usize {
+        let mut count = 0;
+        self.unwritten(iov.len(), |part| {
+            iov[count] = libc::iovec {
+                iov_base: part.as_ptr() as *mut libc::c_void,
+                iov_len: part.len(),
+            };
+            count += 1;
+        });
+        count
+    }
+
     /// `n` more bytes went out: drop the frames now fully written (each passed to
     /// `written` first) and remember how far into the next one the write got.
     pub fn consume(&self, mut n: usize, mut written: impl FnMut(&Frame)) {
@@ -243,6 +264,23 @@ mod tests {
         assert_eq!(done.len(), 3);
         assert!(!out.has_ready());
         assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn iovecs_start_where_the_last_write_stopped_and_fill_at_most_the_array() {
+        let out = Outbox::new(100);
+        out.push(Frame::Owned(vec![1, 2, 3]));
+        out.push(Frame::Owned(vec![4, 5]));
+        out.push(Frame::Owned(vec![6]));
+        out.consume(1, |_| {});
+        let mut iov = [EMPTY_IOVEC; 2];
+        assert_eq!(out.unwritten_iovecs(&mut iov), 2);
+        // SAFETY: the iovecs point into frames the outbox still holds.
+        let parts: Vec<&[u8]> = iov
+            .iter()
+            .map(|v| unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) })
+            .collect();
+        assert_eq!(parts, [&[2u8, 3][..], &[4, 5][..]]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use super::outbox::{Frame, Outbox};
+use super::outbox::{Frame, Outbox, EMPTY_IOVEC};
 use super::stream::Stream;
 use super::Connection;
 use crate::pusher::errors::PusherError;
@@ -404,18 +404,8 @@ const GATHER: usize = 64;
 /// One non-blocking gathered write (`sendmsg`) of the outbox's first frames; how many
 /// bytes the socket took (0 when it was full).
 fn gathered_write(fd: std::os::unix::io::RawFd, outbox: &Outbox) -> std::io::Result<usize> {
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; GATHER];
-    let mut count = 0;
-    outbox.unwritten(GATHER, |part| {
-        iov[count] = libc::iovec {
-            iov_base: part.as_ptr() as *mut libc::c_void,
-            iov_len: part.len(),
-        };
-        count += 1;
-    });
+    let mut iov = [EMPTY_IOVEC; GATHER];
+    let count = outbox.unwritten_iovecs(&mut iov);
     // SAFETY: every iovec points into a frame the outbox holds until `consume` (after
     // this call). The accepted socket itself is blocking (glommio sends with
     // MSG_DONTWAIT instead), so the flag is what keeps a full socket from stalling the
