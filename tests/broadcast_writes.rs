@@ -7,14 +7,12 @@
 
 mod support;
 
-use std::net::TcpStream;
 use std::ops::Range;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use socket2::{Domain, Protocol, Socket, Type};
 use support::http_api::{batch, json_of};
-use support::raw::{wait_closed, RawEvent, RawWs, OP_TEXT};
+use support::raw::{tiny_receiver, wait_closed, RawEvent, RawWs, OP_TEXT};
 use support::{TestServer, APP_KEY};
 
 const CHANNEL: &str = "big-events";
@@ -51,18 +49,9 @@ fn publish(server: &TestServer, seqs: Range<usize>) {
     }
 }
 
-/// A raw subscriber whose socket has a small receive buffer (set before connecting,
-/// so the window is small from the start).
+/// A raw subscriber whose socket has a small receive buffer.
 fn small_window_subscriber(addr: &str) -> RawWs {
-    let target: std::net::SocketAddr = addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&target.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut ws = RawWs::upgrade_on(stream, addr, &format!("/app/{APP_KEY}"), &[]);
+    let mut ws = RawWs::upgrade_on(tiny_receiver(addr), addr, &format!("/app/{APP_KEY}"), &[]);
     assert_eq!(ws.expect_json()["event"], "pusher:connection_established");
     subscribe(&mut ws);
     ws

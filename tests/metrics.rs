@@ -9,13 +9,11 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{ErrorKind, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use socket2::{Domain, Protocol, Socket, Type};
 use support::http_api::{self, eventually, Signer};
-use support::raw::{self, frame_bytes, wait_closed, HttpResponse, FIN, OP_TEXT};
+use support::raw::{self, frame_bytes, tiny_receiver, wait_closed, HttpResponse, FIN, OP_TEXT};
 use support::{RawWs, TestServer, APP_ID, APP_KEY};
 
 // ---------------------------------------------------------------------------------------
@@ -454,22 +452,6 @@ fn rate_limited_messages_are_counted_and_not_received() {
     assert_eq!(app_value(&server, "reverb_messages_received_total"), 2);
     // established, 2 pongs, the error.
     eventually(4, || app_value(&server, "reverb_messages_sent_total"));
-}
-
-/// A loopback socket with a tiny receive window, so the server's answers back up.
-fn tiny_receiver(addr: &str) -> TcpStream {
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    stream
 }
 
 #[test]

@@ -7,13 +7,11 @@
 mod support;
 
 use std::io::{ErrorKind, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
-use support::raw::{frame_bytes, wait_closed, FIN, OP_TEXT};
+use support::raw::{frame_bytes, tiny_receiver, wait_closed, FIN, OP_TEXT};
 use support::{RawWs, TestServer, APP_KEY};
 
 /// Bytes the server may queue per connection in this test.
@@ -27,24 +25,6 @@ const PINGS_PER_CHUNK: usize = 2_000;
 const MAX_PINGS: usize = 1_000_000;
 /// The whole flood and the cut-off must happen within this.
 const FLOOD_LIMIT: Duration = Duration::from_secs(30);
-
-/// A loopback socket with a tiny receive buffer (set before connecting, so the TCP
-/// window is small from the start).
-fn tiny_receiver(addr: &str) -> TcpStream {
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
 
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_its_neighbour_is_not() {

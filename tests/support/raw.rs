@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// How long a raw read waits for bytes it expects.
 pub const RAW_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +54,23 @@ pub fn connect(addr: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(RAW_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(RAW_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A loopback connection with a tiny receive buffer (4 KiB, set before connecting so the
+/// TCP window is small from the start): the server's writes to it back up at once.
+/// Reads wait up to 5 s, writes 200 ms.
+pub fn tiny_receiver(addr: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(RAW_TIMEOUT)).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     stream.set_nodelay(true).unwrap();
     stream
 }
