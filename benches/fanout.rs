@@ -244,26 +244,28 @@ fn local(iters: u64, timed_drain: bool) -> Duration {
     out[0]
 }
 
-/// What each shard of the cross-shard run reports.
+/// What each shard of a publish run reports: a moment and the allocation count then.
 #[derive(Default)]
 struct Marks {
-    /// Shard 0: when the first timed publish started, and the allocation count then.
+    /// Shard 0: when the first timed publish started.
     start: Option<(Instant, u64)>,
-    /// Shard 1: when it finished delivering the last event, and the count then.
+    /// A shard with subscribers: when it finished delivering the last event.
     end: Option<(Instant, u64)>,
 }
 
-/// `iters` events published on shard 0 to 10,000 subscribers on shard 1: the time
-/// from the first publish until shard 1 delivered the last.
-fn cross_shard(iters: u64) -> Duration {
+/// `iters` events published on shard 0 of a `shards`-shard runtime whose other shards
+/// (and shard 0 too when `publisher_subscribes`) hold `SUBSCRIBERS` subscribers each:
+/// the time from the first publish until the last shard delivered (and drained) the
+/// last event, and the allocations counted meanwhile (all threads).
+fn publish_run(iters: u64, shards: usize, publisher_subscribes: bool) -> (Duration, u64) {
     let runtime = shards::Builder::new()
-        .shards(2)
+        .shards(shards)
         .build::<ShardMsg>()
-        .expect("2 shards (needs 2 allowed CPUs)");
+        .expect("one allowed CPU per shard");
     let out = runtime
         .run(move |shard| async move {
             let state = shard_state(&shard);
-            if shard.id() == 1 {
+            if shard.id() != 0 {
                 let conns = subscribe_many(&state, SUBSCRIBERS);
                 let end = Rc::new(Cell::new(None));
                 let delivered = Cell::new(0u64);
@@ -301,114 +303,66 @@ fn cross_shard(iters: u64) -> Duration {
                 };
             }
             shard.mesh().serve(|_| {});
-            let mesh = state.mesh.clone();
-            // Shard 1 answers once it serves, i.e. once its subscribers are in place.
-            let ready = mesh.ask(1, ShardMsg::CountConnections).await;
-            assert!(matches!(ready, Ok(ShardMsg::Count(n)) if n == SUBSCRIBERS as u64));
-            // One untimed event warms shard 1's outboxes; the ask behind it in the same
-            // queue returns once it was delivered.
-            publish(&state, Delivery::new(0, Arc::from(CHANNEL), EVENT, None)).await;
-            mesh.ask(1, ShardMsg::CountConnections).await.unwrap();
-
-            let start = (Instant::now(), allocations());
-            for _ in 0..iters {
-                // Per event, as the server does: channel name, frame, one Deliver.
-                let delivery = Delivery::new(0, Arc::from(CHANNEL), EVENT, None);
-                publish(&state, delivery).await;
-            }
-            // Behind the last Deliver: returns once shard 1 handled it.
-            mesh.ask(1, ShardMsg::CountConnections).await.unwrap();
-            shard.stop_handle().stop();
-            Marks {
-                start: Some(start),
-                end: None,
-            }
-        })
-        .expect("bench shards");
-    let (start, start_allocs) = out[0].start.expect("shard 0 started");
-    let (end, end_allocs) = out[1].end.expect("shard 1 delivered every event");
-    CROSS_SHARD.add(end_allocs - start_allocs, iters);
-    end - start
-}
-
-/// When one shard of a `publish_everywhere` run finished the last event.
-type Finished = Option<Instant>;
-
-/// `iters` events published on shard 0 of a `shards`-shard runtime, every shard holding
-/// `SUBSCRIBERS` subscribers: the time from the first publish until every shard
-/// delivered (and drained) the last event.
-fn publish_everywhere(iters: u64, shards: usize) -> Duration {
-    let runtime = shards::Builder::new()
-        .shards(shards)
-        .build::<ShardMsg>()
-        .expect("one allowed CPU per shard");
-    let out = runtime
-        .run(move |shard| async move {
-            let state = shard_state(&shard);
-            let conns = Rc::new(subscribe_many(&state, SUBSCRIBERS));
-            if shard.id() != 0 {
-                let end = Rc::new(Cell::new(None));
-                let delivered = Cell::new(0u64);
-                let (handler_state, handler_end) = (state.clone(), end.clone());
-                shard.mesh().serve(move |incoming| match incoming.msg {
-                    ShardMsg::Deliver(delivery) => {
-                        deliver_local(&handler_state, &delivery);
-                        assert_eq!(drain(&conns), SUBSCRIBERS);
-                        let n = delivered.get() + 1;
-                        delivered.set(n);
-                        // The first event is the untimed warm-up.
-                        if n == iters + 1 {
-                            handler_end.set(Some(Instant::now()));
-                        }
-                    }
-                    ShardMsg::CountConnections => {
-                        if let Some(reply) = incoming.reply {
-                            let count = handler_state.connections.borrow().len() as u64;
-                            reply.send(ShardMsg::Count(count));
-                        }
-                    }
-                    _ => {}
-                });
-                shard.stopped().await;
-                return (None, end.get());
-            }
-            shard.mesh().serve(|_| {});
+            let conns = if publisher_subscribes {
+                subscribe_many(&state, SUBSCRIBERS)
+            } else {
+                Vec::new()
+            };
             let mesh = state.mesh.clone();
             let others = 1..state.count;
-            // Every other shard answers once it serves, i.e. once its subscribers are in place.
+            // Every other shard answers once it serves, i.e. once its subscribers are in
+            // place.
             for to in others.clone() {
                 let ready = mesh.ask(to, ShardMsg::CountConnections).await;
                 assert!(matches!(ready, Ok(ShardMsg::Count(n)) if n == SUBSCRIBERS as u64));
             }
-            // One untimed event warms every outbox.
+            // One untimed event warms every outbox; the asks behind it in the same queues
+            // return once it was delivered.
             publish(&state, Delivery::new(0, Arc::from(CHANNEL), EVENT, None)).await;
-            assert_eq!(drain(&conns), SUBSCRIBERS);
+            assert_eq!(drain(&conns), conns.len());
             for to in others.clone() {
                 mesh.ask(to, ShardMsg::CountConnections).await.unwrap();
             }
 
-            let start = Instant::now();
+            let start = (Instant::now(), allocations());
             for _ in 0..iters {
+                // Per event, as the server does: channel name, frame, local delivery,
+                // one Deliver per other shard.
                 let delivery = Delivery::new(0, Arc::from(CHANNEL), EVENT, None);
                 publish(&state, delivery).await;
-                assert_eq!(drain(&conns), SUBSCRIBERS);
+                assert_eq!(drain(&conns), conns.len());
             }
-            let mine = Instant::now();
+            let mine = (Instant::now(), allocations());
             // Behind the last Deliver: returns once each shard handled it.
             for to in others {
                 mesh.ask(to, ShardMsg::CountConnections).await.unwrap();
             }
             shard.stop_handle().stop();
-            (Some(start), Some(mine))
+            Marks {
+                start: Some(start),
+                end: publisher_subscribes.then_some(mine),
+            }
         })
         .expect("bench shards");
-    let start = out[0].0.expect("shard 0 started");
-    let end = out
+    let (start, start_allocs) = out[0].start.expect("shard 0 started");
+    assert!(
+        out[1..].iter().all(|marks| marks.end.is_some()),
+        "every other shard delivered every event"
+    );
+    let (end, end_allocs) = out
         .iter()
-        .map(|(_, end): &(Finished, Finished)| end.expect("every shard delivered every event"))
-        .max()
-        .expect("at least one shard");
-    end - start
+        .filter_map(|marks| marks.end)
+        .max_by_key(|(at, _)| *at)
+        .expect("a shard with subscribers");
+    (end - start, end_allocs - start_allocs)
+}
+
+/// `iters` events published on shard 0 to 10,000 subscribers on shard 1 (none on
+/// shard 0): the time from the first publish until shard 1 delivered the last.
+fn cross_shard(iters: u64) -> Duration {
+    let (took, allocated) = publish_run(iters, 2, false);
+    CROSS_SHARD.add(allocated, iters);
+    took
 }
 
 /// Allocations of `Delivery::new` alone (channel name, frame, shared bytes, the
@@ -446,12 +400,12 @@ fn main() {
     }
     group.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     group.bench_function("publish_1_shard", |b| {
-        b.iter_custom(|n| publish_everywhere(n, 1))
+        b.iter_custom(|n| publish_run(n, 1, true).0)
     });
     if shards::allowed_cpus().map_or(0, |cpus| cpus.len()) >= 2 {
         group.throughput(Throughput::Elements(2 * SUBSCRIBERS as u64));
         group.bench_function("publish_2_shards", |b| {
-            b.iter_custom(|n| publish_everywhere(n, 2))
+            b.iter_custom(|n| publish_run(n, 2, true).0)
         });
     } else {
         println!("fanout/publish_2_shards: skipped (needs 2 allowed CPUs)");
