@@ -68,6 +68,9 @@ pub struct Conn {
     flushing: Cell<bool>,
     /// We sent our Close: do not answer the server's with another.
     close_sent: Cell<bool>,
+    /// How the connection ended, when messages read before the end are still in
+    /// `inbox`: they are returned first, then this.
+    deferred_end: RefCell<Option<Fail>>,
 }
 
 impl Conn {
@@ -89,6 +92,7 @@ impl Conn {
             spare: RefCell::new(Vec::new()),
             flushing: Cell::new(false),
             close_sent: Cell::new(false),
+            deferred_end: RefCell::new(None),
         });
         let deadline = Instant::now() + limit;
         within(deadline, "handshake", conn.handshake(endpoint, scratch)).await??;
@@ -227,33 +231,48 @@ impl Conn {
             if let Some(text) = self.inbox.borrow_mut().pop_front() {
                 return Ok(text);
             }
+            if let Some(end) = self.deferred_end.borrow_mut().take() {
+                return Err(end);
+            }
+            let inbox = &self.inbox;
+            let mut to_inbox = |t: &[u8]| inbox.borrow_mut().push_back(t.to_vec());
             // Bytes left from the handshake (or a previous read) first.
             if !self.pending.borrow().is_empty() {
-                let inbox = &self.inbox;
-                self.process(&[], &mut |t: &[u8]| {
-                    inbox.borrow_mut().push_back(t.to_vec())
-                })?;
-                self.flush().await?;
-                if !self.inbox.borrow().is_empty() {
+                let outcome = self.process(&[], &mut to_inbox);
+                let outcome = self.answer(outcome).await;
+                if outcome.is_err() || !self.inbox.borrow().is_empty() {
+                    self.defer(outcome)?;
                     continue;
                 }
             }
-            let inbox = &self.inbox;
-            within(
-                deadline,
-                step,
-                self.read_some(scratch, |t| inbox.borrow_mut().push_back(t.to_vec())),
-            )
-            .await??;
+            let outcome = within(deadline, step, self.read_some(scratch, to_inbox)).await?;
+            self.defer(outcome)?;
+        }
+    }
+
+    /// A connection that ended after delivering messages still owes them: keep the
+    /// end for after the inbox (a server may send its last events and a Close in one
+    /// segment, or before the client first reads).
+    fn defer(&self, outcome: Result<(), Fail>) -> Result<(), Fail> {
+        match outcome {
+            Err(end) if !self.inbox.borrow().is_empty() => {
+                *self.deferred_end.borrow_mut() = Some(end);
+                Ok(())
+            }
+            other => other,
         }
     }
 
     /// Hand the messages already read by [`Conn::recv_text`] (and any bytes left
     /// from the handshake) to `on_text`: call once before a reader loop takes over.
+    /// `Err` when the connection has already ended.
     pub fn take_buffered(&self, mut on_text: impl FnMut(&[u8])) -> Result<(), Fail> {
         let buffered: Vec<Vec<u8>> = self.inbox.borrow_mut().drain(..).collect();
         for text in buffered {
             on_text(&text);
+        }
+        if let Some(end) = self.deferred_end.borrow_mut().take() {
+            return Err(end);
         }
         self.process(&[], &mut on_text)
     }
@@ -271,6 +290,12 @@ impl Conn {
             let buf = scratch.borrow();
             self.process(&buf[..n], &mut on_text)
         };
+        self.answer(outcome).await
+    }
+
+    /// Answer what the last frames asked for (pongs, the server's Close) and flush;
+    /// returns `outcome`, the reason the connection ended winning over a failed write.
+    async fn answer(&self, outcome: Result<(), Fail>) -> Result<(), Fail> {
         if let Err(Fail::Closed(code)) = &outcome {
             if !self.close_sent.replace(true) {
                 // Answer the server's Close (RFC 6455 5.5.1) so it can finish at once.
@@ -662,6 +687,18 @@ mod tests {
     /// client must hand over the messages and answer the pings and the Close.
     #[test]
     fn reads_a_scripted_server() {
+        scripted_exchange(false);
+    }
+
+    /// The same script in the same write as the 101, so the client finds it all
+    /// buffered behind the handshake (as a slow client does): the messages before
+    /// the Close still come first, then the Close, answered.
+    #[test]
+    fn reads_a_script_that_arrived_before_the_first_read() {
+        scripted_exchange(true);
+    }
+
+    fn scripted_exchange(in_one_write: bool) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -690,13 +727,14 @@ mod tests {
             out.extend(frame::text_frame(
                 br#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"1.2\"}"}"#,
             ));
-            sock.write_all(&out).unwrap();
             // "hello" in two fragments, the second one split across writes.
-            sock.write_all(&[0x01, 3, b'h', b'e', b'l', 0x80, 2, b'l'])
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            sock.write_all(b"o").unwrap();
-            let mut out = frame::ping_frame(b"p!");
+            out.extend([0x01, 3, b'h', b'e', b'l', 0x80, 2, b'l']);
+            if !in_one_write {
+                sock.write_all(&std::mem::take(&mut out)).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            out.push(b'o');
+            out.extend(frame::ping_frame(b"p!"));
             out.extend(frame::text_frame(br#"{"event":"pusher:ping"}"#));
             out.extend(frame::close_frame(4200, "bye"));
             sock.write_all(&out).unwrap();
@@ -739,15 +777,14 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(5);
             let socket_id = conn.established(&scratch, deadline).await.unwrap();
             let mut texts = Vec::new();
-            let end = loop {
-                if let Err(fail) = conn
-                    .read_some(&scratch, |t| {
-                        texts.push(String::from_utf8_lossy(t).into_owned())
-                    })
-                    .await
-                {
-                    break fail;
-                }
+            let mut keep = |t: &[u8]| texts.push(String::from_utf8_lossy(t).into_owned());
+            let end = match conn.take_buffered(&mut keep) {
+                Err(fail) => fail,
+                Ok(()) => loop {
+                    if let Err(fail) = conn.read_some(&scratch, &mut keep).await {
+                        break fail;
+                    }
+                },
             };
             (socket_id, texts, end)
         });

@@ -152,8 +152,7 @@ where
 {
     let env = env.clone();
     glommio::spawn_local(async move {
-        let mut fail = None;
-        let _ = conn.take_buffered(|t| on_text(t, clock::now_ns()));
+        let mut fail = conn.take_buffered(|t| on_text(t, clock::now_ns())).err();
         while fail.is_none() {
             let mut now = 0;
             if let Err(f) = conn
