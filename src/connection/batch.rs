@@ -43,12 +43,12 @@ const SUBMIT_ATTEMPTS: u32 = 1000;
 pub struct WriteBatch {
     /// Set up by the first flush, so a shard that never broadcasts holds none.
     ring: RefCell<Option<Ring>>,
-    /// io_uring could not be set up as needed here (an old kernel, a sandbox, or for a
-    /// moment no file descriptor or memory): every write goes through the connection's
-    /// own writer until `heartbeat` lets the next flush try again.
-    unavailable: Cell<bool>,
-    /// When setting up the ring last failed; whether that was said in the log.
+    /// When io_uring last could not be set up as needed here (an old kernel, a sandbox,
+    /// or for a moment no file descriptor or memory): while set, every write goes
+    /// through the connection's own writer, until `heartbeat` lets the next flush try
+    /// again.
     failed_at: Cell<Option<Instant>>,
+    /// Whether that was said in the log (once per shard).
     warned: Cell<bool>,
     pending: RefCell<Vec<Rc<Connection>>>,
     /// The flusher task, while it waits for work.
@@ -65,7 +65,6 @@ impl WriteBatch {
     pub fn new() -> WriteBatch {
         WriteBatch {
             ring: RefCell::new(None),
-            unavailable: Cell::new(false),
             failed_at: Cell::new(None),
             warned: Cell::new(false),
             pending: RefCell::new(Vec::new()),
@@ -81,7 +80,7 @@ impl WriteBatch {
             conn.send_quietly(frame);
             return;
         }
-        if self.unavailable.get() || conn.write_fd.get() < 0 || conn.outbox.has_ready() {
+        if self.failed_at.get().is_some() || conn.write_fd.get() < 0 || conn.outbox.has_ready() {
             // Not batchable (TLS, not yet or no longer writing), or the writer is
             // already busy with this outbox: it takes the frame in turn.
             conn.send(frame);
@@ -122,7 +121,6 @@ impl WriteBatch {
         if let Some(failed) = self.failed_at.get() {
             if now.duration_since(failed) >= RETRY_SETUP_AFTER {
                 self.failed_at.set(None);
-                self.unavailable.set(false);
             }
         }
     }
@@ -144,7 +142,6 @@ impl WriteBatch {
                     } else {
                         crate::debug!("io_uring for batched writes still unavailable: {e}");
                     }
-                    self.unavailable.set(true);
                     self.failed_at.set(Some(Instant::now()));
                     for conn in self.pending.borrow_mut().drain(..) {
                         conn.in_batch.set(false);
