@@ -72,7 +72,7 @@ impl Outbox {
     pub fn push(&self, frame: Frame) -> Pushed {
         let pushed = self.push_quietly(frame);
         if pushed == Pushed::Queued {
-            self.wake();
+            self.wake_writer();
         }
         pushed
     }
@@ -104,7 +104,7 @@ impl Outbox {
         }
         self.bytes.set(self.bytes.get() + last.len());
         self.queue.borrow_mut().push_back(last);
-        self.wake();
+        self.wake_writer();
     }
 
     /// Seal without a last frame (the peer is gone).
@@ -113,7 +113,7 @@ impl Outbox {
         self.queue.borrow_mut().clear();
         self.head_written.set(0);
         self.bytes.set(0);
-        self.wake();
+        self.wake_writer();
     }
 
     fn discard_unstarted(&self) {
@@ -206,10 +206,6 @@ impl Outbox {
 
     /// Hand what is queued to the writer (if it is waiting for frames).
     pub fn wake_writer(&self) {
-        self.wake();
-    }
-
-    fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -242,6 +238,15 @@ mod tests {
         assert_eq!(out.push(Frame::Owned(vec![0; 1])), Pushed::Dropped);
     }
 
+    /// An outbox (bound 100) holding these frames.
+    fn holding(frames: &[&[u8]]) -> Outbox {
+        let out = Outbox::new(100);
+        for frame in frames {
+            out.push(Frame::Owned(frame.to_vec()));
+        }
+        out
+    }
+
     fn unwritten(out: &Outbox, max: usize) -> Vec<Vec<u8>> {
         let mut parts = Vec::new();
         out.unwritten(max, |part| parts.push(part.to_vec()));
@@ -250,10 +255,7 @@ mod tests {
 
     #[test]
     fn partial_writes_resume_where_they_stopped_and_free_whole_frames() {
-        let out = Outbox::new(100);
-        out.push(Frame::Owned(vec![1, 2, 3]));
-        out.push(Frame::Owned(vec![4, 5]));
-        out.push(Frame::Owned(vec![6]));
+        let out = holding(&[&[1, 2, 3], &[4, 5], &[6]]);
         assert_eq!(unwritten(&out, 2), [vec![1, 2, 3], vec![4, 5]]);
         let mut done = Vec::new();
         out.consume(4, |f| done.push(f.to_vec()));
@@ -268,10 +270,7 @@ mod tests {
 
     #[test]
     fn iovecs_start_where_the_last_write_stopped_and_fill_at_most_the_array() {
-        let out = Outbox::new(100);
-        out.push(Frame::Owned(vec![1, 2, 3]));
-        out.push(Frame::Owned(vec![4, 5]));
-        out.push(Frame::Owned(vec![6]));
+        let out = holding(&[&[1, 2, 3], &[4, 5], &[6]]);
         out.consume(1, |_| {});
         let mut iov = [EMPTY_IOVEC; 2];
         assert_eq!(out.unwritten_iovecs(&mut iov), 2);
@@ -285,15 +284,12 @@ mod tests {
 
     #[test]
     fn a_close_never_cuts_into_a_partly_written_frame() {
-        let out = Outbox::new(100);
-        out.push(Frame::Owned(vec![1, 2, 3]));
-        out.push(Frame::Owned(vec![4, 5]));
+        let out = holding(&[&[1, 2, 3], &[4, 5]]);
         out.consume(1, |_| {});
         out.seal(Frame::Owned(vec![9]), true);
         assert_eq!(unwritten(&out, 64), [vec![2, 3], vec![9]]);
         assert_eq!(out.queued_bytes(), 3);
-        let out = Outbox::new(100);
-        out.push(Frame::Owned(vec![1, 2, 3]));
+        let out = holding(&[&[1, 2, 3]]);
         out.seal(Frame::Owned(vec![9]), true);
         assert_eq!(unwritten(&out, 64), [vec![9]]);
     }
